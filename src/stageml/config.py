@@ -1,0 +1,115 @@
+"""Typed configuration loaded from ``params.yaml``.
+
+Unknown or missing keys are errors, never silent defaults: a typo in a scheduled job's
+params must stop the job, not quietly train something else.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from stageml.durations import parse_duration
+from stageml.errors import ConfigError
+
+DEFAULT_STAGES: tuple[str, ...] = ("alerted", "engaged", "evaluating", "committed", "purchased")
+
+Duration = Annotated[pd.Timedelta, BeforeValidator(parse_duration)]
+NonNegativeDuration = Annotated[
+    pd.Timedelta, BeforeValidator(functools.partial(parse_duration, allow_zero=True))
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class FeatureConfig(_Section):
+    """How interaction histories become point-in-time features."""
+
+    windows: tuple[Duration, ...] = Field(
+        default_factory=lambda: tuple(parse_duration(w) for w in ("7d", "30d", "90d"))
+    )
+    trend_window: Duration = Field(default_factory=lambda: parse_duration("30d"))
+    top_activities: int = Field(default=20, ge=1)
+    top_channels: int = Field(default=10, ge=1)
+    last_activities: int = Field(default=3, ge=0)
+    # Buyers are processed in hash partitions of about this many interactions each, so
+    # peak memory follows the partition size and not the export size.
+    partition_rows: int = Field(default=4_000_000, ge=1000)
+
+    @field_validator("windows")
+    @classmethod
+    def _sorted_unique(cls, value: tuple[pd.Timedelta, ...]) -> tuple[pd.Timedelta, ...]:
+        if not value:
+            raise ValueError("at least one window is needed")
+        return tuple(sorted(set(value)))
+
+
+class LabelConfig(_Section):
+    """What counts as an inflection and when a recorded stage is trusted."""
+
+    horizon: Duration = Field(default_factory=lambda: parse_duration("30d"))
+    # CRMs record stage changes late; the stage label of (buyer, t) may be read at
+    # t + label_delay so that it reflects the buyer's state at t, not the clerk's delay.
+    label_delay: NonNegativeDuration = Field(default_factory=lambda: pd.Timedelta(0))
+
+
+class SnapshotConfig(_Section):
+    """The as-of instants that training snapshots are taken at."""
+
+    every: Duration = Field(default_factory=lambda: parse_duration("7d"))
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+    # Leave this much history before the first snapshot so early features are not empty.
+    warmup: Duration = Field(default_factory=lambda: parse_duration("30d"))
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> pd.Timestamp | None:
+        if value is None:
+            return None
+        stamp = pd.Timestamp(value)
+        return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
+class Params(_Section):
+    """The whole of ``params.yaml``."""
+
+    stages: tuple[str, ...] = DEFAULT_STAGES
+    seed: int = 7
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+
+    @field_validator("stages")
+    @classmethod
+    def _ordered_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) < 2:
+            raise ValueError("the stage taxonomy needs at least two ordered stages")
+        if len(set(value)) != len(value):
+            raise ValueError(f"stage names must be unique, got {list(value)}")
+        return tuple(value)
+
+
+def load_params(path: str | Path | None = None) -> Params:
+    """Read ``params.yaml``; with no path, the built-in defaults."""
+    if path is None:
+        return Params()
+    file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"{file}: params file not found. Fix: pass --params with an existing file")
+    raw = yaml.safe_load(file.read_text()) or {}
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{file}: {problems}. Fix: correct these keys (see README, 'params.yaml')") from exc

@@ -1,0 +1,376 @@
+"""Point-in-time features per (buyer, as-of instant), computed in DuckDB.
+
+The one rule, applied everywhere: **a feature row for as-of instant t sees only
+interactions with ``occurred_at < t`` (strictly before t).** An interaction at exactly t
+belongs to the future of t. A trailing window ``w`` covers ``[t - w, t)``. A buyer appears
+at t only if it has at least one interaction before t.
+
+How it stays exact and fast: every feature is a function of a buyer's *running state*
+(cumulative counts, last times, running maxima) at a handful of instants (t, t - w for each
+window, t - 2·trend window). Events are first rolled up into time buckets whose width g
+divides every window and every as-of offset from the epoch (so no bucket straddles a
+boundary, which keeps results exact), the running state is taken over buckets, and an
+ASOF join reads the state at each instant. That is one pass over the interactions for the
+rich features (per-activity recency, gaps, sequences) with no per-buyer Python loop.
+Buyers are processed in hash partitions so memory follows the partition, not the export.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from stageml.config import FeatureConfig
+from stageml.durations import format_duration
+from stageml.vocabulary import OTHER, Vocabulary, slug, warn_unseen
+
+_US_PER_DAY = 86_400_000_000
+_DIRECTIONS = ("inbound", "outbound")
+KEYS = ("buyer_id", "as_of")
+
+
+@dataclass(frozen=True)
+class _Counter:
+    """A cumulative count: its column name and the event predicate it counts."""
+
+    name: str
+    predicate: str
+
+
+def _windows(config: FeatureConfig) -> dict[str, pd.Timedelta]:
+    return {format_duration(w): w for w in config.windows}
+
+
+def _counters(vocabulary: Vocabulary) -> list[_Counter]:
+    counters = [_Counter("n", "TRUE")]
+    counters += [_Counter(f"act_{s}", f"act = {i}") for i, s in enumerate(vocabulary.activity_slugs())]
+    counters += [_Counter(f"chan_{s}", f"chan = {i}") for i, s in enumerate(vocabulary.channel_slugs())]
+    counters += [_Counter(f"dir_{d}", f"dir = {i}") for i, d in enumerate(_DIRECTIONS)]
+    counters += [_Counter("active_days", "new_day"), _Counter("distinct_activities", "new_act")]
+    counters += [_Counter("distinct_channels", "new_chan")]
+    return counters
+
+
+def _windowed(counter: str) -> bool:
+    # Distinct counts only make sense over all history; the rest is also given per window.
+    return counter not in ("distinct_activities", "distinct_channels")
+
+
+def feature_columns(vocabulary: Vocabulary, config: FeatureConfig) -> list[str]:
+    """Every feature column in output order (without the ``buyer_id``/``as_of`` keys)."""
+    columns: list[str] = []
+    windows = list(_windows(config)) + ["all"]
+    for counter in _counters(vocabulary):
+        spans = windows if _windowed(counter.name) else ["all"]
+        columns += [f"{counter.name}_{span}" for span in spans]
+    columns += [f"inbound_share_{w}" for w in _windows(config)]
+    columns += [f"intensity_{w}" for w in _windows(config)]
+    trend = format_duration(config.trend_window)
+    columns += [f"n_prev_{trend}", f"trend_ratio_{trend}"]
+    columns += ["days_since_last", "days_since_first"]
+    columns += [f"days_since_act_{s}" for s in vocabulary.activity_slugs()]
+    columns += ["gap_mean_days", "gap_max_days", "gap_last_days"]
+    columns += [f"last_activity_{k}" for k in range(1, config.last_activities + 1)]
+    columns += [f"buyer_{slug(a)}" for a in vocabulary.attributes]
+    return columns
+
+
+def categorical_columns(vocabulary: Vocabulary, config: FeatureConfig) -> list[str]:
+    """Feature columns that LightGBM must treat as categorical."""
+    cats = [f"last_activity_{k}" for k in range(1, config.last_activities + 1)]
+    cats += [f"buyer_{slug(a)}" for a, levels in vocabulary.attributes.items() if levels is not None]
+    return cats
+
+
+def bucket_width_us(as_of: Sequence[pd.Timestamp], config: FeatureConfig) -> int:
+    """Largest bucket width (µs) that divides every window and every as-of epoch offset."""
+    width = 0
+    for window in (*config.windows, config.trend_window):
+        width = math.gcd(width, int(window.value // 1000))
+    for stamp in as_of:
+        width = math.gcd(width, int(pd.Timestamp(stamp).value // 1000))
+    return max(width, 1)
+
+
+def _sql_events(vocabulary: Vocabulary, last_k: int, partition: str) -> str:
+    n_act = len(vocabulary.activities)
+    n_chan = len(vocabulary.channels)
+    order = "occurred_at, act, chan, dir, activity"
+    lags = "".join(f", lag(act, {k}) OVER w AS prev{k}" for k in range(1, last_k))
+    # Active "days" are 24-hour periods counted from the buyer's first interaction, not
+    # calendar days: that keeps every feature invariant to a shift of all timestamps.
+    return f"""
+    CREATE OR REPLACE TEMP TABLE ev AS
+    WITH coded AS (
+        SELECT i.buyer_id, i.occurred_at, i.activity, i.channel,
+               coalesce(va.code, {n_act}) AS act,
+               coalesce(vc.code, {n_chan}) AS chan,
+               CASE lower(i.direction) WHEN 'inbound' THEN 0 WHEN 'outbound' THEN 1 END AS dir,
+               (epoch_us(i.occurred_at) - min(epoch_us(i.occurred_at)) OVER (PARTITION BY i.buyer_id))
+                   // {_US_PER_DAY} AS day
+        FROM src i
+        LEFT JOIN vocab_act va ON i.activity = va.name
+        LEFT JOIN vocab_chan vc ON i.channel = vc.name
+        WHERE {partition}
+    )
+    SELECT buyer_id, occurred_at, act, chan, dir,
+           row_number() OVER w AS seq,
+           epoch_us(occurred_at) - epoch_us(lag(occurred_at) OVER w) AS gap_us,
+           row_number() OVER (PARTITION BY buyer_id, day ORDER BY {order}) = 1 AS new_day,
+           row_number() OVER (PARTITION BY buyer_id, activity ORDER BY {order}) = 1 AS new_act,
+           channel IS NOT NULL
+               AND row_number() OVER (PARTITION BY buyer_id, channel ORDER BY {order}) = 1
+               AS new_chan
+           {lags}
+    FROM coded
+    WINDOW w AS (PARTITION BY buyer_id ORDER BY {order})
+    """
+
+
+def _sql_state(vocabulary: Vocabulary, last_k: int, width_us: int) -> str:
+    counters = _counters(vocabulary)
+    n_slugs = vocabulary.activity_slugs()
+    bucket_aggs = [f"count(*) FILTER (WHERE {c.predicate}) AS c_{c.name}" for c in counters]
+    bucket_aggs += [
+        f"max(occurred_at) FILTER (WHERE act = {i}) AS la_{s}" for i, s in enumerate(n_slugs)
+    ]
+    bucket_aggs += [
+        "max(occurred_at) AS last_at", "min(occurred_at) AS first_at", "max(gap_us) AS gap_max_us",
+        "arg_max(gap_us, seq) AS gap_last_us", "arg_max(act, seq) AS last1",
+    ]
+    bucket_aggs += [f"arg_max(prev{k}, seq) AS last{k + 1}" for k in range(1, last_k)]
+    running = [f"sum(c_{c.name}) OVER w AS c_{c.name}" for c in counters]
+    running += [f"max(la_{s}) OVER w AS la_{s}" for s in n_slugs]
+    running += ["min(first_at) OVER w AS first_at", "max(gap_max_us) OVER w AS gap_max_us"]
+    # The latest bucket holds the latest event, so its own last-event fields are the state.
+    running += ["last_at", "gap_last_us"] + [f"last{k}" for k in range(1, last_k + 1)]
+    return f"""
+    CREATE OR REPLACE TEMP TABLE st AS
+    WITH bk AS (
+        SELECT buyer_id,
+               make_timestamp((CAST(floor(epoch_us(occurred_at) / {width_us}) AS BIGINT) + 1)
+                              * {width_us}) AS bucket_end,
+               {", ".join(bucket_aggs)}
+        FROM ev GROUP BY ALL
+    )
+    SELECT buyer_id, bucket_end, {", ".join(running)}
+    FROM bk
+    WINDOW w AS (PARTITION BY buyer_id ORDER BY bucket_end
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    """
+
+
+def _sql_features(vocabulary: Vocabulary, config: FeatureConfig) -> str:
+    windows = _windows(config)
+    trend = format_duration(config.trend_window)
+    # Instants whose state is read: t, t - w per window, and t - 2·trend for the trend base.
+    offsets = {f"w{name}": w for name, w in windows.items()}
+    offsets["trend"] = config.trend_window
+    offsets["trend2"] = 2 * config.trend_window
+    points_cols = ", ".join(
+        f"a.as_of - to_microseconds({int(off.value // 1000)}) AS t_{key}"
+        for key, off in offsets.items()
+    )
+    joins = "\n".join(
+        f"ASOF LEFT JOIN st s_{key} ON p.buyer_id = s_{key}.buyer_id "
+        f"AND s_{key}.bucket_end <= p.t_{key}"
+        for key in offsets
+    )
+
+    def between(counter: str, key: str) -> str:
+        return f"(s0.c_{counter} - coalesce(s_{key}.c_{counter}, 0))"
+
+    def days(expr: str) -> str:
+        return f"(({expr}) / {float(_US_PER_DAY)})"
+
+    out: list[str] = []
+    for counter in _counters(vocabulary):
+        if _windowed(counter.name):
+            out += [f"{between(counter.name, f'w{n}')} AS {counter.name}_{n}" for n in windows]
+        out.append(f"s0.c_{counter.name} AS {counter.name}_all")
+    out += [
+        f"{between('dir_inbound', f'w{n}')} / nullif({between('n', f'w{n}')}, 0) AS inbound_share_{n}"
+        for n in windows
+    ]
+    tenure = days("epoch_us(p.as_of) - epoch_us(s0.first_at)")
+    out += [
+        f"({between('n', f'w{n}')} / {w / pd.Timedelta(days=1)}) / "
+        f"(s0.c_n / greatest({tenure}, {w / pd.Timedelta(days=1)})) AS intensity_{n}"
+        for n, w in windows.items()
+    ]
+    prev = "(coalesce(s_trend.c_n, 0) - coalesce(s_trend2.c_n, 0))"
+    out += [f"{prev} AS n_prev_{trend}", f"({between('n', 'trend')} + 1.0) / ({prev} + 1.0) AS trend_ratio_{trend}"]
+    out += [f"{days('epoch_us(p.as_of) - epoch_us(s0.last_at)')} AS days_since_last", f"{tenure} AS days_since_first"]
+    out += [
+        f"{days(f'epoch_us(p.as_of) - epoch_us(s0.la_{s})')} AS days_since_act_{s}"
+        for s in vocabulary.activity_slugs()
+    ]
+    out += [
+        f"{days('epoch_us(s0.last_at) - epoch_us(s0.first_at)')} / nullif(s0.c_n - 1, 0) AS gap_mean_days",
+        f"{days('s0.gap_max_us')} AS gap_max_days",
+        f"{days('s0.gap_last_us')} AS gap_last_days",
+    ]
+    out += [f"s0.last{k} AS last_activity_{k}" for k in range(1, config.last_activities + 1)]
+    return f"""
+    WITH first_seen AS (SELECT buyer_id, min(first_at) AS first_at FROM st GROUP BY buyer_id),
+    points AS (
+        SELECT f.buyer_id, a.as_of, {points_cols}
+        FROM first_seen f JOIN as_of_points a ON f.first_at < a.as_of
+    )
+    SELECT p.buyer_id, p.as_of, {", ".join(out)}
+    FROM points p
+    ASOF JOIN st s0 ON p.buyer_id = s0.buyer_id AND s0.bucket_end <= p.as_of
+    {joins}
+    """
+
+
+def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    con.execute(f"SET threads = {threads or available or 1}")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def _as_of_frame(as_of: Sequence[pd.Timestamp | str]) -> pd.DataFrame:
+    stamps = sorted({_utc_naive(t) for t in as_of})
+    return pd.DataFrame({"as_of": pd.to_datetime(stamps).astype("datetime64[us]")})
+
+
+def _utc_naive(value: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
+def build_features(
+    interactions: pd.DataFrame,
+    as_of: Sequence[pd.Timestamp | str],
+    *,
+    vocabulary: Vocabulary,
+    config: FeatureConfig,
+    buyers: pd.DataFrame | None = None,
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Features for every buyer with history before each as-of instant.
+
+    Parameters
+    ----------
+    interactions
+        Validated interactions (``buyer_id``, ``occurred_at`` as UTC-naive timestamps,
+        ``activity``, optional ``channel`` and ``direction``).
+    as_of
+        The as-of instants; each row sees only interactions strictly before its instant.
+    vocabulary
+        The fitted vocabulary; activities outside it are counted as ``other`` (a warning is
+        raised for names never seen in training).
+    config
+        Windows, trend window and sequence length.
+    buyers
+        Optional buyer attributes, joined as ``buyer_<attribute>`` columns.
+    threads
+        DuckDB threads; default all cores available to this process.
+    progress
+        Called with (partitions done, partitions total) after each hash partition.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (buyer_id, as_of), sorted by both, with :func:`feature_columns`.
+    """
+    points = _as_of_frame(as_of)
+    columns = feature_columns(vocabulary, config)
+    if points.empty or interactions.empty:
+        return _typed(pd.DataFrame(columns=[*KEYS, *columns]), vocabulary, config, buyers)
+    warn_unseen(interactions, vocabulary)
+    src = _source_frame(interactions)
+    width = bucket_width_us(points["as_of"], config)
+    n_parts = max(1, math.ceil(len(src) / config.partition_rows))
+    con = _connect(threads)
+    try:
+        con.register("src", src)
+        con.register("as_of_points", points)
+        con.register("vocab_act", _codes(vocabulary.activities))
+        con.register("vocab_chan", _codes(vocabulary.channels))
+        parts = []
+        for part in range(n_parts):
+            where = "TRUE" if n_parts == 1 else f"hash(i.buyer_id) % {n_parts} = {part}"
+            con.execute(_sql_events(vocabulary, config.last_activities, where))
+            con.execute(_sql_state(vocabulary, config.last_activities, width))
+            parts.append(con.execute(_sql_features(vocabulary, config)).df())
+            if progress is not None:
+                progress(part + 1, n_parts)
+    finally:
+        con.close()
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    frame = frame.sort_values(list(KEYS), kind="stable").reset_index(drop=True)
+    return _typed(frame, vocabulary, config, buyers)
+
+
+def _source_frame(interactions: pd.DataFrame) -> pd.DataFrame:
+    src = interactions[["buyer_id", "occurred_at", "activity"]].copy()
+    src["channel"] = interactions["channel"] if "channel" in interactions else pd.NA
+    src["direction"] = interactions["direction"] if "direction" in interactions else pd.NA
+    for column in ("buyer_id", "activity", "channel", "direction"):
+        src[column] = src[column].astype("string")
+    src["occurred_at"] = pd.to_datetime(src["occurred_at"]).astype("datetime64[us]")
+    return src
+
+
+def _codes(names: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({"name": pd.array(names, dtype="string"), "code": np.arange(len(names))})
+
+
+def _typed(
+    frame: pd.DataFrame,
+    vocabulary: Vocabulary,
+    config: FeatureConfig,
+    buyers: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Fixed dtypes and column order, buyer attributes joined, categories from the vocabulary."""
+    out = frame.copy()
+    out["buyer_id"] = out["buyer_id"].astype("string")
+    out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[us]")
+    levels = list(vocabulary.activities) + [OTHER]
+    for k in range(1, config.last_activities + 1):
+        col = f"last_activity_{k}"
+        codes = pd.to_numeric(out[col], errors="coerce").fillna(-1).astype(int).to_numpy()
+        out[col] = pd.Categorical.from_codes(codes, categories=levels)
+    attrs = _buyer_attributes(out["buyer_id"], buyers, vocabulary)
+    for name, series in attrs.items():
+        out[name] = series.to_numpy()
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            out[name] = pd.Categorical(series.to_numpy(), dtype=series.dtype)
+    numeric = [
+        c for c in feature_columns(vocabulary, config)
+        if not c.startswith("last_activity_") and not c.startswith("buyer_")
+    ]
+    out[numeric] = out[numeric].astype("float64")
+    return out[[*KEYS, *feature_columns(vocabulary, config)]]
+
+
+def _buyer_attributes(
+    buyer_ids: pd.Series, buyers: pd.DataFrame | None, vocabulary: Vocabulary
+) -> dict[str, pd.Series]:
+    table = buyers.set_index("buyer_id") if buyers is not None else pd.DataFrame()
+    out: dict[str, pd.Series] = {}
+    for name, levels in vocabulary.attributes.items():
+        raw = (
+            table[name].reindex(buyer_ids.to_numpy())
+            if name in table.columns
+            else pd.Series(np.nan, index=buyer_ids.to_numpy())
+        )
+        if levels is None:
+            out[f"buyer_{slug(name)}"] = pd.to_numeric(raw, errors="coerce").astype("float64")
+        else:
+            # Levels unseen in training become missing, as LightGBM would treat them anyway.
+            out[f"buyer_{slug(name)}"] = pd.Series(
+                pd.Categorical(raw.astype("string").to_numpy(), categories=list(levels))
+            )
+    return out
