@@ -28,6 +28,8 @@ demo: $(STAMP)
 	$(BIN)/stageml simulate --buyers $(DEMO_BUYERS) --seed 7 --out $(DEMO_DIR)
 	$(BIN)/stageml validate --data $(DEMO_DIR) --params params.yaml
 	$(BIN)/stageml features --data $(DEMO_DIR) --params params.yaml --as-of 2026-06-01 --out $(DEMO_DIR)/features.parquet
+	$(BIN)/stageml train --data $(DEMO_DIR) --params params.yaml --metrics-out models/metrics.json
+	@echo "Done. MLflow runs and the registered model: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 # Re-resolve the pinned environment after changing dependencies in pyproject.toml.
 lock: $(STAMP)

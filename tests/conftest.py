@@ -5,4 +5,45 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+from stageml.config import Params  # noqa: E402
+from stageml.simulate import simulate, write_export  # noqa: E402
+from stageml.train import TrainingResult, train  # noqa: E402
+from stageml.validate import Export, load_export  # noqa: E402
+
+
+
+FAST = {"n_estimators": 150, "learning_rate": 0.1, "early_stopping_rounds": 20}
+
+
+def small_params() -> Params:
+    base = Params()
+    train_cfg = base.train.model_copy(
+        update={
+            "stage": base.train.stage.model_copy(update=FAST),
+            "inflection": base.train.inflection.model_copy(update=FAST),
+        }
+    )
+    return base.model_copy(update={"train": train_cfg})
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sim")
+    write_export(simulate(1500, seed=11), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def export(export_dir: Path) -> Export:
+    return load_export(export_dir)
+
+
+@pytest.fixture(scope="session")
+def trained(export: Export) -> TrainingResult:
+    return train(export, small_params())
+
+

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
@@ -79,6 +79,41 @@ class SnapshotConfig(_Section):
         return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
 
 
+class BoosterConfig(_Section):
+    """LightGBM capacity for one model; defaults chosen from the capacity table in README."""
+
+    num_leaves: int = Field(default=15, ge=2)
+    max_depth: int = Field(default=6, ge=-1)
+    learning_rate: float = Field(default=0.05, gt=0)
+    n_estimators: int = Field(default=400, ge=1)
+    min_child_samples: int = Field(default=40, ge=1)
+    feature_fraction: float = Field(default=0.8, gt=0, le=1)
+    bagging_fraction: float = Field(default=0.8, gt=0, le=1)
+    lambda_l2: float = Field(default=1.0, ge=0)
+    early_stopping_rounds: int = Field(default=30, ge=1)
+
+
+class TrainConfig(_Section):
+    """Time split, class balance and calibration for both models."""
+
+    # Shares of the snapshot as-of instants, in time order: train | validation | test.
+    valid_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    class_weight: Literal["balanced"] | None = "balanced"
+    calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    stage: BoosterConfig = Field(default_factory=BoosterConfig)
+    inflection: BoosterConfig = Field(default_factory=BoosterConfig)
+
+
+class RegistryConfig(_Section):
+    """How a new version earns the ``champion`` alias."""
+
+    name: str = "stageml"
+    # A challenger is promoted when neither headline metric is worse than the champion's
+    # by more than this (absolute), on the same backtest.
+    tolerance: float = Field(default=0.005, ge=0)
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
@@ -87,6 +122,8 @@ class Params(_Section):
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
     @field_validator("stages")
     @classmethod

@@ -1,0 +1,254 @@
+"""The ``stageml`` command: a thin layer that parses arguments and calls the library.
+
+Every command turns a :class:`~stageml.errors.StageMLError` into a one-paragraph message
+on stderr and exit code 2, so scheduled jobs fail loudly with the fix in their log.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from stageml.errors import StageMLError
+
+app = typer.Typer(
+    name="stageml",
+    help="Buying Stage and inflection likelihood for every buyer in a CRM export.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ParamsOption = Annotated[
+    Path | None, typer.Option("--params", help="params.yaml to read (default: built-in defaults).")
+]
+DataOption = Annotated[Path, typer.Option("--data", help="Folder holding the CRM export.")]
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here).",
+    ),
+]
+
+
+def friendly_errors(func: F) -> F:
+    """Exit 2 with the error's own message instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StageMLError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command("simulate")
+@friendly_errors
+def simulate_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the export into.")],
+    buyers: Annotated[int, typer.Option("--buyers", min=1, help="Number of buyers.")] = 10_000,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed (default: seed in params).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    start: Annotated[str, typer.Option("--start", help="First day buyers can enter.")] = (
+        "2025-01-01"
+    ),
+    end: Annotated[str, typer.Option("--end", help="Export instant; all data is before.")] = (
+        "2026-06-30"
+    ),
+    params: ParamsOption = None,
+) -> None:
+    """Write a simulated CRM export (with its true stage path) for demos and tests."""
+    # Imported here so the command stays one self-contained block of this file.
+    from rich.table import Table
+
+    from stageml.config import load_params
+    from stageml.simulate import simulate_to_folder, summarize_folder
+
+    settings = load_params(params)
+    simulate_to_folder(
+        buyers, seed=settings.seed if seed is None else seed, out=out, fmt=fmt,
+        stages=settings.stages, start=start, end=end,
+    )
+    summary = summarize_folder(out)
+    table = Table(title=f"simulated export in {out}", show_header=False)
+    table.add_row("buyers", f"{summary['buyers']:,}")
+    table.add_row("interactions", f"{summary['interactions']:,}")
+    table.add_row("interactions from", str(summary["first_interaction"]))
+    table.add_row("interactions to", str(summary["last_interaction"]))
+    for stage in settings.stages:
+        table.add_row(f"true stage at end: {stage}", f"{summary['stage_at_end'].get(stage, 0):,}")
+    table.add_row("went quiet", f"{summary['quiet_share']:.1%}")
+    table.add_row("with recorded history", f"{summary['recorded_share']:.1%}")
+    console.print(table)
+
+
+@app.command("validate")
+@friendly_errors
+def validate_command(
+    data: Annotated[Path, typer.Option("--data", help="Folder holding the CRM export.")],
+    params: ParamsOption = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejects", help="Where to write rejected rows, .csv or .parquet "
+            "(default: <DATA>/_rejects.csv)."
+        ),
+    ] = None,
+) -> None:
+    """Check a CRM export against the data contract; write rejected rows with reasons.
+
+    Exits 0 when rows were only rejected (see the summary and the rejects file), 2 when
+    the export breaks the contract (the message names file, column, rows and the fix).
+    """
+    # Imported here so the command stays one self-contained block of this file.
+    from stageml.config import load_params
+    from stageml.validate import load_export, summary_table, write_rejects
+
+    settings = load_params(params)
+    export = load_export(data, stages=settings.stages)
+    console.print(summary_table(export))
+    for warning in export.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    written = write_rejects(export, rejects if rejects is not None else data / "_rejects.csv")
+    console.print(f"{len(export.rejects):,} rejected rows written to {written}", highlight=False)
+
+
+def _load_checked(data: Path, stages: tuple[str, ...], require_stage_history: bool = False) -> Any:
+    """Validate the export first (every command does), reporting rejected rows."""
+    from stageml.validate import load_export, write_rejects
+
+    export = load_export(data, stages=stages, require_stage_history=require_stage_history)
+    for warning in export.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if len(export.rejects):
+        written = write_rejects(export, data / "_rejects.csv")
+        err_console.print(
+            f"[yellow]{len(export.rejects):,} rows rejected[/] (reasons in {written})", highlight=False
+        )
+    return export
+
+
+@app.command("features")
+@friendly_errors
+def features_command(
+    data: DataOption,
+    as_of: Annotated[
+        list[str], typer.Option("--as-of", help="As-of instant(s); features see only earlier rows.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output table, .parquet or .csv.")],
+    params: ParamsOption = None,
+) -> None:
+    """Point-in-time features per buyer and as-of instant (vocabulary fitted on this export)."""
+    from stageml.config import load_params
+    from stageml.features import build_features
+    from stageml.io import write_table
+    from stageml.vocabulary import fit_vocabulary
+
+    settings = load_params(params)
+    export = _load_checked(data, settings.stages)
+    vocabulary = fit_vocabulary(export.interactions, export.buyers, settings.features)
+    with _progress("features") as advance:
+        frame = build_features(
+            export.interactions, as_of, vocabulary=vocabulary, config=settings.features,
+            buyers=export.buyers, progress=advance,
+        )
+    write_table(frame, out)
+    console.print(
+        f"{len(frame):,} feature rows x {frame.shape[1] - 2} features for "
+        f"{frame['buyer_id'].nunique():,} buyers written to {out}", highlight=False,
+    )
+
+
+@app.command("train")
+@friendly_errors
+def train_command(
+    data: DataOption,
+    params: ParamsOption = None,
+    tracking_uri: TrackingOption = None,
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")] = "stageml",
+    metrics_out: Annotated[
+        Path | None, typer.Option("--metrics-out", help="Also write the metrics as JSON here.")
+    ] = None,
+) -> None:
+    """Backtest, calibrate, log to MLflow and register the stage + inflection model."""
+    from stageml.config import load_params
+    from stageml.io import write_json
+    from stageml.tables import metrics_table
+    from stageml.tracking import log_training, resolve_tracking_uri
+    from stageml.train import train
+
+    settings = load_params(params)
+    export = _load_checked(data, settings.stages, require_stage_history=True)
+    result = train(export, settings, progress=lambda msg: err_console.print(f"[dim]{msg}[/]"))
+    uri = resolve_tracking_uri(tracking_uri)
+    registered = log_training(result, export, tracking_uri=uri, experiment=experiment)
+    console.print(metrics_table(result.metrics, settings.stages))
+    if metrics_out is not None:
+        write_json({"metrics": result.metrics, "data": result.data_description}, metrics_out)
+    console.print(
+        f"run {registered.run_id}: registered {registered.model_uri} as "
+        f"[bold]{registered.alias}[/] ({registered.comparison['reason']}); tracking at {uri}",
+        highlight=False,
+    )
+
+
+@app.command("promote")
+@friendly_errors
+def promote_command(
+    version: Annotated[int, typer.Option("--version", help="Registered version to make champion.")],
+    tracking_uri: TrackingOption = None,
+    params: ParamsOption = None,
+) -> None:
+    """Give the champion alias to a version by hand."""
+    from stageml.config import load_params
+    from stageml.tracking import promote, resolve_tracking_uri
+
+    name = load_params(params).registry.name
+    promote(version, tracking_uri=resolve_tracking_uri(tracking_uri), name=name)
+    console.print(f"{name} version {version} is now the champion")
+
+
+@app.command("rollback")
+@friendly_errors
+def rollback_command(tracking_uri: TrackingOption = None, params: ParamsOption = None) -> None:
+    """Return the champion alias to the previous champion."""
+    from stageml.config import load_params
+    from stageml.tracking import resolve_tracking_uri, rollback
+
+    name = load_params(params).registry.name
+    version = rollback(tracking_uri=resolve_tracking_uri(tracking_uri), name=name)
+    console.print(f"{name} champion rolled back to version {version}")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar driven by (done, total) callbacks from long library calls."""
+    from rich.progress import Progress
+
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,97 @@
+"""Backtest metrics for the stage and inflection models, and their baselines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    balanced_accuracy_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Weighted mean |observed rate - mean predicted| over equal-width probability bins."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            error += mask.mean() * abs(y[mask].mean() - p[mask].mean())
+    return float(error)
+
+
+def multiclass_ece(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
+    """Mean one-vs-rest ECE over classes (classwise ECE)."""
+    return float(
+        np.mean([expected_calibration_error(y == k, proba[:, k], bins) for k in range(proba.shape[1])])
+    )
+
+
+def reliability_curve(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, list[float]]:
+    """Per-bin mean predicted probability, observed rate and count (empty bins dropped)."""
+    y = np.asarray(y, dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    out: dict[str, list[float]] = {"predicted": [], "observed": [], "count": []}
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            out["predicted"].append(float(p[mask].mean()))
+            out["observed"].append(float(y[mask].mean()))
+            out["count"].append(float(mask.sum()))
+    return out
+
+
+def stage_metrics(y: np.ndarray, proba: np.ndarray, stages: Sequence[str]) -> dict[str, float]:
+    """Accuracy, macro-F1, balanced accuracy, log-loss, classwise ECE, per-stage P/R."""
+    y = np.asarray(y, dtype=int)
+    labels = list(range(len(stages)))
+    pred = proba.argmax(axis=1)
+    clipped = np.clip(proba, 1e-12, 1.0)
+    clipped = clipped / clipped.sum(axis=1, keepdims=True)
+    out = {
+        "accuracy": float(accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "log_loss": float(log_loss(y, clipped, labels=labels)),
+        "ece": multiclass_ece(y, proba),
+    }
+    precision, recall, _, _ = precision_recall_fscore_support(
+        y, pred, labels=labels, zero_division=0
+    )
+    for k, stage in enumerate(stages):
+        out[f"precision_{stage}"] = float(precision[k])
+        out[f"recall_{stage}"] = float(recall[k])
+    return out
+
+
+def stage_confusion(y: np.ndarray, proba: np.ndarray, n_stages: int) -> np.ndarray:
+    """Confusion matrix (rows: recorded stage, columns: predicted)."""
+    return np.asarray(confusion_matrix(y, proba.argmax(axis=1), labels=list(range(n_stages))))
+
+
+def inflection_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """ROC-AUC, PR-AUC, Brier score, ECE, and the rows and positive rate they rest on."""
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    both = len(np.unique(y)) == 2
+    return {
+        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
+        "brier": float(brier_score_loss(y, p)),
+        "ece": expected_calibration_error(y, p),
+        "rows": float(len(y)),
+        "positive_rate": float(y.mean()) if len(y) else float("nan"),
+    }

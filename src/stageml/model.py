@@ -1,0 +1,79 @@
+"""The trained product: vocabulary + config + stage and inflection models in one object.
+
+One object goes from raw interactions (+ buyers) and an as-of instant to stage
+probabilities, predicted stage and inflection likelihood, so batch scoring, notebooks and
+the MLflow pyfunc all run exactly the same code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stageml.config import Params
+from stageml.estimators import CalibratedLGBM
+from stageml.features import KEYS, build_features, feature_columns
+
+
+@dataclass
+class StageModel:
+    """Everything needed to score a raw export exactly as the training run did."""
+
+    params: Params
+    vocabulary: object  # stageml.vocabulary.Vocabulary; kept loose for pickling across versions
+    stage_model: CalibratedLGBM
+    inflection_model: CalibratedLGBM
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The ordered stage taxonomy the model predicts."""
+        return self.params.stages
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Feature columns in model order."""
+        return feature_columns(self.vocabulary, self.params.features)  # type: ignore[arg-type]
+
+    def features(
+        self,
+        interactions: pd.DataFrame,
+        as_of: Sequence[pd.Timestamp | str],
+        buyers: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Point-in-time features with the stored vocabulary (same columns as training)."""
+        return build_features(
+            interactions, as_of, vocabulary=self.vocabulary,  # type: ignore[arg-type]
+            config=self.params.features, buyers=buyers,
+        )
+
+    def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Scores for an already built feature frame (keys kept, one row per input row)."""
+        X = features[self.feature_names]
+        stage_p = self.stage_model.predict_proba(X)
+        inflection_p = self.inflection_model.predict_proba(X)[:, 1]
+        out = features[list(KEYS)].reset_index(drop=True).copy()
+        stages = np.asarray(self.stages, dtype=object)
+        predicted = stage_p.argmax(axis=1)
+        out["stage"] = pd.array(stages[predicted], dtype="string")
+        for k, stage in enumerate(self.stages):
+            out[f"p_{stage}"] = stage_p[:, k]
+        last = len(self.stages) - 1
+        # The final stage has nowhere to go: its inflection likelihood is zero by definition.
+        out["inflection_probability"] = np.where(predicted == last, 0.0, inflection_p)
+        nxt = np.minimum(predicted + 1, last)
+        out["next_stage"] = pd.array(
+            np.where(predicted == last, None, stages[nxt]), dtype="string"
+        )
+        return out
+
+    def predict(
+        self,
+        interactions: pd.DataFrame,
+        as_of: Sequence[pd.Timestamp | str],
+        buyers: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Stage probabilities, predicted stage and inflection likelihood per (buyer, as-of)."""
+        return self.predict_features(self.features(interactions, as_of, buyers))

@@ -1,0 +1,432 @@
+"""A simulated CRM export with a known true Buying Stage path: demos, tests, benchmarks.
+
+Each buyer enters the funnel at the first stage on a random day, then moves through a
+hidden Markov-ish world, day by day: a stage-specific daily hazard (faster after a
+recent seller touch) moves them on, a small hazard makes them go quiet (no more
+progress, activity decays), a rarer one sends them one stage back; the last stage is
+absorbing. Inbound activity is drawn per stage episode from overlapping stage mixes
+(see :mod:`stageml.simulate_world`); the CRM's ``stage_history`` is the true path
+recorded late, sometimes wrong, sometimes not at all.
+
+Time conventions: the export is taken at the instant ``end``; every timestamp ``t``
+satisfies ``start <= t < end``, is UTC (naive) and has whole seconds. Buyers live in
+regions with their own UTC offset, so events fall at local office/evening hours.
+
+Work is vectorised over buyers; the only Python loops are over days and blocks. Output is
+generated in blocks of ``chunk_buyers`` buyers, block ``i`` seeded by
+``SeedSequence(seed).spawn(...)[i]``, so :func:`simulate` and :func:`simulate_to_folder`
+give identical tables for the same seed and block size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from stageml.config import DEFAULT_STAGES
+from stageml.errors import ConfigError
+from stageml.io import atomic_path, find_table, write_table
+from stageml.simulate_world import (
+    DAY,
+    INBOUND_HOURS,
+    INDUSTRIES,
+    INDUSTRY_P,
+    OUTBOUND_HOURS,
+    REGION_P,
+    REGION_UTC_OFFSET_H,
+    REGIONS,
+    SEGMENT_ACTIVITY,
+    SEGMENT_EMPLOYEES,
+    SEGMENT_P,
+    SEGMENT_SELLER,
+    SEGMENT_SPEED,
+    SEGMENTS,
+    WEEKEND_KEEP,
+    Steps,
+    Walk,
+    World,
+    WorldParams,
+    at_hour,
+    build_world,
+    draw_activities,
+    episode_events,
+    record_history,
+    walk,
+)
+
+DEFAULT_START = "2025-01-01"
+DEFAULT_END = "2026-06-30"
+FORMATS = ("parquet", "csv")
+TABLE_NAMES = ("interactions", "buyers", "stage_history", "truth")
+_BUYER_SHIFT = 33  # sort key: buyer << 33 | seconds << 1 | outbound
+
+
+@dataclass(frozen=True)
+class SimulatedExport:
+    """The four tables of a simulated export (``truth`` is never read by the product).
+
+    ``truth`` has one row per true stage entry plus ``quiet_at``: when the buyer went
+    quiet (NaT if never), repeated on each of the buyer's rows.
+    """
+
+    interactions: pd.DataFrame
+    buyers: pd.DataFrame
+    stage_history: pd.DataFrame
+    truth: pd.DataFrame
+
+
+def simulate(
+    n_buyers: int,
+    *,
+    seed: int,
+    stages: Sequence[str] = DEFAULT_STAGES,
+    start: str | pd.Timestamp = DEFAULT_START,
+    end: str | pd.Timestamp = DEFAULT_END,
+    params: WorldParams | None = None,
+    chunk_buyers: int = 200_000,
+) -> SimulatedExport:
+    """Simulate ``n_buyers`` buyers in memory; same arguments give identical frames.
+
+    Parameters
+    ----------
+    n_buyers
+        Number of buyers (ids ``B000001`` ...).
+    seed
+        Root seed; the only source of randomness.
+    stages
+        Ordered taxonomy (at least two stages); the last one is absorbing.
+    start, end
+        The export window ``[start, end)``; buyers enter on days inside it.
+    params
+        World knobs; defaults to :class:`~stageml.simulate_world.WorldParams`.
+    chunk_buyers
+        Buyers per independently seeded block; keep equal to compare with
+        :func:`simulate_to_folder`.
+
+    Raises
+    ------
+    ConfigError
+        For a taxonomy of fewer than two unique stages, a window shorter than 7 days, an
+        unreadable date, or a non-positive number of buyers or block size.
+
+    """
+    parts = list(_blocks(n_buyers, seed, stages, start, end, params, chunk_buyers))
+    return SimulatedExport(*(
+        pd.concat([getattr(p, f.name) for p in parts], ignore_index=True)
+        for f in fields(SimulatedExport)
+    ))
+
+
+def write_export(
+    export: SimulatedExport, out: str | Path, *, fmt: str = "parquet"
+) -> dict[str, Path]:
+    """Write the four tables as ``<out>/<name>.<fmt>``, each atomically."""
+    return {name: write_table(getattr(export, name), path)
+            for name, path in _targets(out, fmt).items()}
+
+
+def simulate_to_folder(
+    n_buyers: int,
+    *,
+    seed: int,
+    out: str | Path,
+    fmt: str = "parquet",
+    chunk_buyers: int = 200_000,
+    **kw: Any,
+) -> dict[str, Path]:
+    """Simulate block by block straight into files, so memory follows ``chunk_buyers``.
+
+    Each table is appended to a temp file beside its target and renamed only when all
+    blocks are written. ``kw`` are passed on to the simulation (stages, start, end,
+    params). The tables equal ``simulate(n_buyers, seed=seed, chunk_buyers=...)``.
+    """
+    paths = _targets(out, fmt)
+    with ExitStack() as stack:
+        tmps = {name: stack.enter_context(atomic_path(p)) for name, p in paths.items()}
+        writers: dict[str, pq.ParquetWriter] = {}
+        for i, part in enumerate(_blocks(n_buyers, seed, chunk_buyers=chunk_buyers, **kw)):
+            for name in TABLE_NAMES:
+                frame: pd.DataFrame = getattr(part, name)
+                if fmt == "csv":
+                    frame.to_csv(tmps[name], mode="w" if i == 0 else "a", header=i == 0,
+                                 index=False)
+                    continue
+                if name not in writers:
+                    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+                    # Entered after the temp paths, so closed before they are renamed.
+                    writers[name] = stack.enter_context(pq.ParquetWriter(tmps[name], schema))
+                writer = writers[name]
+                writer.write_table(
+                    pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False))
+    return paths
+
+
+def summarize_folder(folder: str | Path) -> dict[str, Any]:
+    """Headline figures of a written export, read column by column to keep memory low.
+
+    Returns buyers, interactions, first/last interaction, the true stage of each buyer at
+    the export end (``stage_at_end``, stage -> buyers), the share of buyers who went
+    quiet and the share with any recorded stage history.
+    """
+    found = {name: find_table(folder, name) for name in TABLE_NAMES}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise ConfigError(f"{folder}: no table(s) {missing}. Fix: run `stageml simulate` first")
+    tables = {name: path for name, path in found.items() if path is not None}
+    n_buyers = _scan(tables["buyers"], "buyer_id")[0]
+    n_events, first, last = _scan(tables["interactions"], "occurred_at")
+    truth = _read_columns(tables["truth"], ["buyer_id", "stage", "quiet_at"])
+    current = truth.groupby("buyer_id", sort=False).last()  # rows are in time order
+    recorded = _read_columns(tables["stage_history"], ["buyer_id"])["buyer_id"].nunique()
+    return {
+        "buyers": n_buyers,
+        "interactions": n_events,
+        "first_interaction": first,
+        "last_interaction": last,
+        "stage_at_end": {k: int(v) for k, v in current["stage"].value_counts().items()},
+        "quiet_share": float(pd.to_datetime(current["quiet_at"]).notna().mean()),
+        "recorded_share": recorded / max(n_buyers, 1),
+    }
+
+
+def _dataset(path: Path) -> ds.Dataset:
+    return ds.dataset(path, format="csv" if path.suffix == ".csv" else "parquet")
+
+
+def _scan(path: Path, column: str) -> tuple[int, Any, Any]:
+    rows, lo, hi = 0, None, None
+    for batch in _dataset(path).scanner(columns=[column]).to_batches():
+        rows += batch.num_rows
+        if batch.num_rows:
+            bounds = pc.min_max(batch.column(0)).as_py()
+            lo = bounds["min"] if lo is None else min(lo, bounds["min"])
+            hi = bounds["max"] if hi is None else max(hi, bounds["max"])
+    return rows, lo, hi
+
+
+def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    return _dataset(path).to_table(columns=columns).to_pandas()
+
+
+def _targets(out: str | Path, fmt: str) -> dict[str, Path]:
+    """Output paths; refuses a folder that already holds the tables in the other format.
+
+    Readers take ``<name>.parquet`` or ``<name>.csv`` and reject a folder with both, so
+    writing one format beside stale files of the other would leave an unreadable export.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown output format {fmt!r}; expected one of {list(FORMATS)}")
+    folder = Path(out)
+    stale = [folder / f"{name}.{other}" for name in TABLE_NAMES for other in FORMATS
+             if other != fmt and (folder / f"{name}.{other}").exists()]
+    if stale:
+        raise ConfigError(
+            f"{folder} already holds {', '.join(p.name for p in stale)}. Fix: remove them, "
+            f"choose another --out, or write --format {stale[0].suffix[1:]}"
+        )
+    return {name: folder / f"{name}.{fmt}" for name in TABLE_NAMES}
+
+
+def _instant(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name}={value!r} is not a date. Fix: use e.g. 2026-06-30") from exc
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
+def _blocks(
+    n_buyers: int,
+    seed: int,
+    stages: Sequence[str] = DEFAULT_STAGES,
+    start: str | pd.Timestamp = DEFAULT_START,
+    end: str | pd.Timestamp = DEFAULT_END,
+    params: WorldParams | None = None,
+    chunk_buyers: int = 200_000,
+) -> Iterator[SimulatedExport]:
+    t0, t1 = _instant(start, "start"), _instant(end, "end")
+    if t1 - t0 < pd.Timedelta(days=7):
+        raise ConfigError(f"start={t0} must be at least 7 days before end={t1}")
+    if n_buyers < 1 or chunk_buyers < 1:
+        raise ConfigError(
+            f"n_buyers ({n_buyers}) and chunk_buyers ({chunk_buyers}) must be positive")
+    world, knobs = build_world(stages), params or WorldParams()
+    n_blocks = -(-n_buyers // chunk_buyers)
+    for i, child in enumerate(np.random.SeedSequence(seed).spawn(n_blocks)):
+        first = i * chunk_buyers
+        size = min(chunk_buyers, n_buyers - first)
+        yield _simulate_block(np.random.default_rng(child), first, size, world, knobs, t0, t1)
+
+
+class _Buyers(NamedTuple):
+    frame: pd.DataFrame
+    ids: pa.Array
+    offset: np.ndarray  # UTC offset of the buyer's region, seconds
+    activity: np.ndarray  # per-buyer multipliers, mean 1 within a segment
+    speed: np.ndarray
+    seller: np.ndarray
+
+
+def _simulate_block(
+    rng: np.random.Generator, first_id: int, n: int, world: World, knobs: WorldParams,
+    t0: pd.Timestamp, t1: pd.Timestamp,
+) -> SimulatedExport:
+    span = int((t1 - t0).total_seconds())
+    n_days = span // DAY
+    pop = _draw_buyers(rng, first_id, n, knobs)
+    entry_day = rng.integers(1, n_days - 1, n)
+    entry = at_hour(rng, entry_day, pop.offset, INBOUND_HOURS)
+    walked = walk(rng, world, knobs, entry_day=entry_day, n_days=n_days, speed=pop.speed,
+                  seller=pop.seller, weekday0=t0.day_of_week)
+    truth, quiet = _true_path(rng, entry, walked, pop.offset, span)
+    key = _events(rng, world, knobs, pop, entry, truth, quiet, walked, span, t0.day_of_week)
+    buyer, seconds, outbound = key >> _BUYER_SHIFT, (key >> 1) & (2**32 - 1), (key & 1) == 1
+    stage = truth.stage[np.searchsorted(_key(truth.buyer, truth.at), key, side="right") - 1]
+    activity = draw_activities(rng, world, stage, outbound)
+    history = record_history(rng, truth, n_buyers=n, n_stages=len(world.stages), span=span,
+                             knobs=knobs)
+
+    def ids(rows: np.ndarray) -> pd.Series:
+        return _text(pop.ids.take(pa.array(rows)))
+
+    interactions = pd.DataFrame({
+        "buyer_id": ids(buyer),
+        "occurred_at": _stamp(t0, seconds),
+        "activity": _labels(world.activities, activity),
+        "channel": _labels(world.channels, activity),
+        "direction": _labels(("inbound", "outbound"), outbound.astype(np.int64)),
+    })
+    went_quiet = quiet[truth.buyer]
+    truth_frame = pd.DataFrame({
+        "buyer_id": ids(truth.buyer),
+        "stage": _labels(world.stages, truth.stage),
+        "entered_at": _stamp(t0, truth.at),
+        "quiet_at": _stamp(t0, went_quiet).where(went_quiet < span),
+    })
+    stage_history = pd.DataFrame({
+        "buyer_id": ids(history.buyer),
+        "stage": _labels(world.stages, history.stage),
+        "entered_at": _stamp(t0, history.at),
+    })
+    return SimulatedExport(interactions, pop.frame, stage_history, truth_frame)
+
+
+def _draw_buyers(rng: np.random.Generator, first_id: int, n: int, knobs: WorldParams) -> _Buyers:
+    """Attributes, and the hidden per-buyer multipliers they shift (segment matters)."""
+    seg = rng.choice(len(SEGMENTS), n, p=SEGMENT_P)
+    region = rng.choice(len(REGIONS), n, p=REGION_P)
+    industry = rng.choice(len(INDUSTRIES), n, p=INDUSTRY_P)
+    lo, hi = np.log(np.asarray(SEGMENT_EMPLOYEES, dtype=float)[seg]).T
+    ids = np.char.add("B", np.char.zfill((np.arange(n) + first_id + 1).astype(str), 6))
+    frame = pd.DataFrame({
+        "buyer_id": _text(ids),
+        "segment": _text(np.asarray(SEGMENTS)[seg]),
+        "industry": _text(np.asarray(INDUSTRIES)[industry]),
+        "employees": np.exp(rng.uniform(lo, hi)).round().astype(np.int64),
+        "region": _text(np.asarray(REGIONS)[region]),
+    })
+
+    def spread(sigma: float, by_segment: tuple[float, ...]) -> np.ndarray:
+        return np.asarray(rng.lognormal(-(sigma**2) / 2, sigma, n) * np.asarray(by_segment)[seg])
+
+    return _Buyers(
+        frame=frame,
+        ids=pa.array(ids, pa.large_string()),
+        offset=np.asarray(REGION_UTC_OFFSET_H, np.int64)[region] * 3600,
+        activity=spread(knobs.activity_sigma, SEGMENT_ACTIVITY),
+        speed=spread(knobs.speed_sigma, SEGMENT_SPEED),
+        seller=spread(knobs.seller_sigma, SEGMENT_SELLER),
+    )
+
+
+def _true_path(
+    rng: np.random.Generator, entry: np.ndarray, walked: Walk, offset: np.ndarray, span: int,
+) -> tuple[Steps, np.ndarray]:
+    """Place the walk's moves in time; return the true path and each buyer's quiet instant.
+
+    A buyer who never went quiet (or only after the export instant) gets ``span``.
+    """
+    n, moves = len(entry), walked.moves
+    buyer = np.r_[np.arange(n), moves.buyer]
+    at = np.r_[entry, at_hour(rng, moves.at, offset[moves.buyer], OUTBOUND_HOURS)]
+    stage = np.r_[np.zeros(n, np.int64), moves.stage]
+    keep = np.flatnonzero(at < span)
+    keep = keep[np.argsort(_key(buyer[keep], at[keep]), kind="stable")]
+    quiet = at_hour(rng, np.maximum(walked.quiet_day, 0), offset, OUTBOUND_HOURS)
+    quiet = np.where((walked.quiet_day >= 0) & (quiet < span), quiet, span)
+    return Steps(buyer[keep], at[keep], stage[keep]), quiet
+
+
+def _events(
+    rng: np.random.Generator, world: World, knobs: WorldParams, pop: _Buyers,
+    entry: np.ndarray, truth: Steps, quiet: np.ndarray, walked: Walk, span: int,
+    weekday0: int,
+) -> np.ndarray:
+    """Every interaction as a sorted key ``buyer << 33 | seconds << 1 | outbound``.
+
+    Inbound events come from each stage episode (flat rate) and from the quiet tail
+    (decaying); seller touches of buyers in play come from :func:`walk`, those of
+    customers and quiet buyers from episodes. Events before entry or at/after the export
+    instant are dropped; the entry itself is always the buyer's first event.
+    """
+    n = len(entry)
+    last = np.r_[truth.buyer[1:] != truth.buyer[:-1], True]
+    ends = np.where(last, quiet[truth.buyer], np.r_[truth.at[1:], 0])
+    q = np.flatnonzero(quiet < span)
+    q_stage = truth.stage[
+        np.searchsorted(_key(truth.buyer, truth.at), _key(q, quiet[q]), side="right") - 1]
+    final = truth.stage == len(world.stages) - 1
+    flat, to_end = np.full(len(final), np.inf), np.full(len(q), span)
+    episodes = (  # buyer, start, end, daily rate, decay time constant (days), outbound
+        (truth.buyer, truth.at, ends, world.inbound_rate[truth.stage]
+         * pop.activity[truth.buyer], flat, False),
+        (truth.buyer[final], truth.at[final], ends[final], world.touch_rate[-1]
+         * pop.seller[truth.buyer[final]], flat[final], True),
+        (q, quiet[q], to_end, world.inbound_rate[q_stage] * pop.activity[q],
+         np.full(len(q), knobs.quiet_tau_days), False),
+        (q, quiet[q], to_end, world.touch_rate[q_stage] * pop.seller[q],
+         np.full(len(q), knobs.quiet_seller_tau_days), True),
+    )
+    parts = [(np.arange(n), entry, np.zeros(n, bool))]
+    for buyer, t_start, t_end, rate, tau, out in episodes:
+        b, t = episode_events(rng, buyer, t_start, t_end, rate, tau)
+        local_day = (t + pop.offset[b]) // DAY
+        t = at_hour(rng, local_day, pop.offset[b], OUTBOUND_HOURS if out else INBOUND_HOURS)
+        weekend = (weekday0 + local_day) % 7 >= 5
+        kept = ~weekend | (rng.random(len(t)) < WEEKEND_KEEP["outbound" if out else "inbound"])
+        parts.append((b[kept], t[kept], np.full(int(kept.sum()), out, dtype=bool)))
+    touched = walked.touch_buyer
+    parts.append((touched, at_hour(rng, walked.touch_day, pop.offset[touched], OUTBOUND_HOURS),
+                  np.ones(len(touched), bool)))
+    b, t, outbound = (np.concatenate(column) for column in zip(*parts, strict=True))
+    keep = (t >= entry[b]) & (t < span)
+    return np.sort(_key(b[keep], t[keep]) | outbound[keep])
+
+
+def _key(buyer: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Sort key: buyer, then time; the lowest bit is left for the direction."""
+    return (np.asarray(buyer, np.int64) << _BUYER_SHIFT) | (np.asarray(seconds, np.int64) << 1)
+
+
+def _text(values: Any) -> pd.Series:
+    return pd.Series(values, dtype="str")
+
+
+def _labels(vocabulary: Sequence[str], codes: np.ndarray) -> pd.Series:
+    # Arrow gathers the strings directly; a numpy unicode array would cost 4 bytes a char.
+    return _text(pa.array(vocabulary, pa.large_string()).take(pa.array(codes)))
+
+
+def _stamp(t0: pd.Timestamp, seconds: np.ndarray) -> pd.Series:
+    base = np.datetime64(t0.as_unit("s").asm8, "s")
+    return pd.Series((base + np.asarray(seconds, np.int64)).astype("datetime64[us]"))

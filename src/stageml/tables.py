@@ -1,0 +1,35 @@
+"""Terminal tables: metrics of the model next to its baselines, as a reader compares them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+CANDIDATES = ("model", "model_raw", "baseline_majority", "baseline_rule", "baseline_logistic")
+HEADERS = ("model", "uncalibrated", "majority", "rule", "logistic")
+ROWS = {
+    "stage": ("accuracy", "macro_f1", "balanced_accuracy", "log_loss", "ece"),
+    "inflection": ("roc_auc", "pr_auc", "brier", "ece"),
+    "inflection.can_advance": ("roc_auc", "pr_auc", "brier", "ece", "positive_rate"),
+}
+
+
+def metric_key(task: str, candidate: str, metric: str) -> str:
+    """Flat metric name as logged (``stage.macro_f1``, ``inflection.baseline_rule.can_advance.brier``)."""
+    base, _, subset = task.partition(".")
+    parts = [base] + ([] if candidate == "model" else [candidate]) + ([subset] if subset else [])
+    return ".".join([*parts, metric])
+
+
+def metrics_table(metrics: dict[str, float], stages: Sequence[str]) -> Table:
+    """Test-period metrics, model vs baselines, one row per metric."""
+    table = Table(title="Backtest on the test period (later than training)")
+    table.add_column("metric")
+    for header in HEADERS:
+        table.add_column(header, justify="right")
+    for task, names in ROWS.items():
+        for name in names:
+            values = [metrics.get(metric_key(task, c, name)) for c in CANDIDATES]
+            table.add_row(f"{task}.{name}", *("-" if v is None else f"{v:.4f}" for v in values))
+    return table

@@ -1,0 +1,227 @@
+"""Time-based training and backtest of the stage and inflection models.
+
+The as-of instants are split in time order into train | validation | test. Training rows
+whose label window reaches into the next period are purged, so no label ever looks past
+the start of the period it is evaluated against. The validation period drives early
+stopping and calibration; the test period is touched once, for the reported metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stageml.baselines import LastActivityRule, MajorityBaseline, logistic_baseline
+from stageml.config import BoosterConfig, Params
+from stageml.errors import StageMLError
+from stageml.estimators import CalibratedLGBM
+from stageml.features import feature_columns
+from stageml.metrics import (
+    inflection_metrics,
+    reliability_curve,
+    stage_confusion,
+    stage_metrics,
+)
+from stageml.model import StageModel
+from stageml.snapshots import build_snapshots, data_span, snapshot_dates
+from stageml.validate import Export
+from stageml.vocabulary import fit_vocabulary
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """As-of instants of each period (train rows already purged)."""
+
+    train: list[pd.Timestamp]
+    valid: list[pd.Timestamp]
+    test: list[pd.Timestamp]
+
+    def describe(self) -> dict[str, str]:
+        """Period boundaries for logging."""
+        return {
+            f"{name}_{edge}": str(getattr(self, name)[i].date())
+            for name in ("train", "valid", "test")
+            for edge, i in (("start", 0), ("end", -1))
+        }
+
+
+@dataclass
+class TrainingResult:
+    """The fitted model and everything the run reports."""
+
+    model: StageModel
+    metrics: dict[str, float]
+    split: TimeSplit
+    data_description: dict[str, Any]
+    confusion: np.ndarray
+    reliability: dict[str, dict[str, list[float]]]
+    test_frame: pd.DataFrame = field(repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def time_split(instants: list[pd.Timestamp], params: Params) -> TimeSplit:
+    """Split sorted as-of instants into train | valid | test, purging label overlap."""
+    dates = sorted(instants)
+    n = len(dates)
+    n_test = max(1, round(n * params.train.test_fraction))
+    n_valid = max(1, round(n * params.train.valid_fraction))
+    if n - n_test - n_valid < 2:
+        raise StageMLError(
+            f"only {n} snapshot instants: too few for a train/validation/test split. Fix: "
+            "use a longer export, a shorter snapshots.every, or smaller fractions"
+        )
+    test = dates[n - n_test :]
+    valid = dates[n - n_test - n_valid : n - n_test]
+    reach = params.labels.label_delay + params.labels.horizon
+    train = [t for t in dates[: n - n_test - n_valid] if t + reach <= valid[0]]
+    valid = [t for t in valid if t + reach <= test[0]]
+    if len(train) < 1 or len(valid) < 1:
+        raise StageMLError(
+            "after purging as-of instants whose label horizon overlaps the next period, a "
+            "period is empty. Fix: use a longer export or a shorter labels.horizon"
+        )
+    return TimeSplit(train=train, valid=valid, test=test)
+
+
+def _booster(config: BoosterConfig, params: Params, n_classes: int) -> CalibratedLGBM:
+    return CalibratedLGBM(
+        n_classes=n_classes,
+        **config.model_dump(),
+        class_weight=params.train.class_weight,
+        calibration=params.train.calibration,
+        random_state=params.seed,
+    )
+
+
+def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}.{k}": v for k, v in values.items()}
+
+
+def train(
+    export: Export,
+    params: Params,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingResult:
+    """Build snapshots, fit both models with a time-based backtest, and score baselines."""
+    say = progress or (lambda _msg: None)
+    if export.stage_history is None or export.stage_history.empty:
+        raise StageMLError(
+            "training needs a stage_history table. Fix: add stage_history.csv|.parquet "
+            "(buyer_id, stage, entered_at) to the export folder"
+        )
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    start, end = data_span(export.interactions, export.stage_history)
+
+    instants = snapshot_dates(params, start, end)
+    split = time_split(instants, params)
+    # The vocabulary is learned from what was known before the test period only.
+    known = export.interactions[export.interactions["occurred_at"] < split.test[0]]
+    vocabulary = fit_vocabulary(known, export.buyers, params.features)
+    say(f"building snapshots at {len(instants)} as-of instants")
+    snaps = build_snapshots(
+        export.interactions, export.stage_history, params=params, vocabulary=vocabulary,
+        buyers=export.buyers, as_of=split.train + split.valid + split.test,
+    )
+    timings["features_s"] = time.perf_counter() - clock
+    columns = feature_columns(vocabulary, params.features)
+    period = snaps["as_of"].map(
+        {**{t: "train" for t in split.train}, **{t: "valid" for t in split.valid},
+         **{t: "test" for t in split.test}}
+    )
+    n_stages = len(params.stages)
+
+    def rows(name: str, label: str) -> tuple[pd.DataFrame, np.ndarray]:
+        mask = (period == name) & snaps[label].notna()
+        return snaps.loc[mask, columns], snaps.loc[mask, label].astype(int).to_numpy()
+
+    clock = time.perf_counter()
+    metrics: dict[str, float] = {}
+    reliability: dict[str, dict[str, list[float]]] = {}
+    fitted: dict[str, CalibratedLGBM] = {}
+    for task, label, n_classes, config in (
+        ("stage", "stage_index", n_stages, params.train.stage),
+        ("inflection", "inflection", 2, params.train.inflection),
+    ):
+        say(f"training the {task} model")
+        X, y = rows("train", label)
+        Xv, yv = rows("valid", label)
+        Xt, yt = rows("test", label)
+        if len(np.unique(y)) < 2 or len(Xt) == 0:
+            raise StageMLError(
+                f"the {task} model has too few labeled rows ({len(X)} train, {len(Xt)} test) "
+                "or a single class. Fix: use a larger export or check stage_history"
+            )
+        model = _booster(config, params, n_classes).fit(X, y, X_valid=Xv, y_valid=yv)
+        fitted[task] = model
+        candidates: dict[str, np.ndarray] = {
+            "model": model.predict_proba(Xt),
+            "model_raw": model.predict_proba_raw(Xt),
+            "baseline_majority": MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt),
+            "baseline_rule": _rule(n_classes, X, y, Xt),
+            "baseline_logistic": logistic_baseline(X, random_state=params.seed).fit(X, y).predict_proba(Xt),
+        }
+        for name, proba in candidates.items():
+            prefix = f"{task}.{name}" if name != "model" else task
+            if task == "stage":
+                metrics.update(_prefixed(prefix, stage_metrics(yt, proba, params.stages)))
+            else:
+                metrics.update(_prefixed(prefix, inflection_metrics(yt, proba[:, 1])))
+                advancing = snaps.loc[Xt.index, "can_advance"].fillna(False).to_numpy(bool)
+                metrics.update(_prefixed(f"{prefix}.can_advance", inflection_metrics(yt[advancing], proba[advancing, 1])))
+        metrics[f"{task}.best_iteration"] = float(model.best_iteration_)
+        if task == "inflection":
+            reliability["calibrated"] = reliability_curve(yt, candidates["model"][:, 1])
+            reliability["raw"] = reliability_curve(yt, candidates["model_raw"][:, 1])
+        else:
+            confusion = stage_confusion(yt, candidates["model"], n_stages)
+    timings["fit_s"] = time.perf_counter() - clock
+    model_bundle = StageModel(
+        params=params, vocabulary=vocabulary, stage_model=fitted["stage"],
+        inflection_model=fitted["inflection"],
+    )
+    test_frame = snaps[period == "test"].reset_index(drop=True)
+    return TrainingResult(
+        model=model_bundle,
+        metrics=metrics,
+        split=split,
+        data_description=describe_data(export, snaps, period, params),
+        confusion=confusion,
+        reliability=reliability,
+        test_frame=test_frame,
+        timings=timings,
+    )
+
+
+def _rule(n_classes: int, X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame) -> np.ndarray:
+    if "last_activity_1" not in X:
+        return MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt)
+    return LastActivityRule(n_classes=n_classes).fit(X, y).predict_proba(Xt)
+
+
+def describe_data(
+    export: Export, snaps: pd.DataFrame, period: pd.Series, params: Params
+) -> dict[str, Any]:
+    """Rows, buyers, date range and class balance: what the run was trained on."""
+    inter = export.interactions
+    stage_counts = snaps["stage"].value_counts().reindex(list(params.stages), fill_value=0)
+    described: dict[str, Any] = {
+        "interactions": int(len(inter)),
+        "buyers": int(inter["buyer_id"].nunique()),
+        "first_interaction": str(inter["occurred_at"].min()),
+        "last_interaction": str(inter["occurred_at"].max()),
+        "stage_history_rows": int(len(export.stage_history)) if export.stage_history is not None else 0,
+        "snapshot_rows": int(len(snaps)),
+        "snapshot_rows_by_period": {k: int(v) for k, v in period.value_counts().items()},
+        "stage_labeled_share": float(snaps["stage"].notna().mean()),
+        "stage_balance": {k: int(v) for k, v in stage_counts.items()},
+        "inflection_positive_rate": float(snaps["inflection"].dropna().astype(float).mean()),
+        "inflection_censored_or_unlabeled_share": float(snaps["inflection"].isna().mean()),
+    }
+    return described
