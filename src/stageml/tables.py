@@ -25,7 +25,7 @@ def metric_key(task: str, candidate: str, metric: str) -> str:
 def metrics_table(metrics: dict[str, float], stages: Sequence[str]) -> Table:
     """Test-period metrics, model vs baselines, one row per metric."""
     table = Table(title="Backtest on the test period (later than training)")
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     for header in HEADERS:
         table.add_column(header, justify="right")
     for task, names in ROWS.items():

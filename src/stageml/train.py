@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stageml.baselines import LastActivityRule, MajorityBaseline, logistic_baseline
+from stageml.baselines import LastActivityRule, MajorityBaseline, fit_quietly, logistic_baseline
 from stageml.config import BoosterConfig, Params
 from stageml.errors import StageMLError
 from stageml.estimators import CalibratedLGBM
@@ -165,7 +165,7 @@ def train(
             "model_raw": model.predict_proba_raw(Xt),
             "baseline_majority": MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt),
             "baseline_rule": _rule(n_classes, X, y, Xt),
-            "baseline_logistic": logistic_baseline(X, random_state=params.seed).fit(X, y).predict_proba(Xt),
+            "baseline_logistic": fit_quietly(logistic_baseline(X, random_state=params.seed), X, y).predict_proba(Xt),
         }
         for name, proba in candidates.items():
             prefix = f"{task}.{name}" if name != "model" else task
