@@ -33,7 +33,7 @@ demo: $(STAMP)
 
 # Re-resolve the pinned environment after changing dependencies in pyproject.toml.
 lock: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --extra spark --python-version 3.11 -o requirements.lock
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks pipelines

@@ -114,6 +114,15 @@ class RegistryConfig(_Section):
     tolerance: float = Field(default=0.005, ge=0)
 
 
+class ScoringConfig(_Section):
+    """Nightly scoring: trend thresholds and the drift warning level."""
+
+    # |p_today - p_previous| below this is "steady"; above, improving or declining.
+    trend_threshold: float = Field(default=0.05, ge=0, le=1)
+    # Features whose population stability index exceeds this are reported as drifted.
+    drift_threshold: float = Field(default=0.25, ge=0)
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
@@ -124,6 +133,7 @@ class Params(_Section):
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
 
     @field_validator("stages")
     @classmethod

@@ -147,7 +147,10 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         for k in columns:
             target = (y == k).astype(int)
             if self.calibration == "isotonic":
-                model: Any = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+                # Bounded away from 0 and 1: an empty top or bottom bin in the validation
+                # period is not proof of certainty, and "0% likely" misleads a seller.
+                bound = 0.5 / max(len(y), 1)
+                model: Any = IsotonicRegression(out_of_bounds="clip", y_min=bound, y_max=1 - bound)
                 model.fit(raw[:, k], target)
             else:
                 model = LogisticRegression(C=1e6).fit(_logit(raw[:, k])[:, None], target)

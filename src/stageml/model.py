@@ -8,12 +8,13 @@ the MLflow pyfunc all run exactly the same code path.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from stageml.config import Params
+from stageml.drift import FeatureReference
 from stageml.estimators import CalibratedLGBM
 from stageml.features import KEYS, build_features, feature_columns
 
@@ -26,6 +27,8 @@ class StageModel:
     vocabulary: object  # stageml.vocabulary.Vocabulary; kept loose for pickling across versions
     stage_model: CalibratedLGBM
     inflection_model: CalibratedLGBM
+    # Training distribution of every feature, for the drift check at scoring time.
+    drift_reference: dict[str, FeatureReference] = field(default_factory=dict)
 
     @property
     def stages(self) -> tuple[str, ...]:

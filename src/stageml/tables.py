@@ -27,7 +27,7 @@ def metrics_table(metrics: dict[str, float], stages: Sequence[str]) -> Table:
     table = Table(title="Backtest on the test period (later than training)")
     table.add_column("metric", no_wrap=True)
     for header in HEADERS:
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", no_wrap=True)
     for task, names in ROWS.items():
         for name in names:
             values = [metrics.get(metric_key(task, c, name)) for c in CANDIDATES]

@@ -206,6 +206,20 @@ def load_bundle(model_uri: str, tracking_uri: str) -> StageModel:
     return bundle
 
 
+def resolve_model(model_uri: str, tracking_uri: str) -> tuple[StageModel, str]:
+    """The bundle and its registry version ('' when the URI is not a registered model)."""
+    bundle = load_bundle(model_uri, tracking_uri)
+    version = ""
+    if model_uri.startswith("models:/"):
+        name, _, ref = model_uri.removeprefix("models:/").partition("@")
+        with _tracking(tracking_uri) as client:
+            if ref:
+                version = str(client.get_model_version_by_alias(name, ref).version)
+            else:
+                version = name.partition("/")[2]
+    return bundle, version
+
+
 def _compare_with_champion(
     client: MlflowClient, name: str, result: TrainingResult, export: Export
 ) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from stageml.baselines import LastActivityRule, MajorityBaseline, fit_quietly, logistic_baseline
 from stageml.config import BoosterConfig, Params
+from stageml.drift import fit_reference
 from stageml.errors import StageMLError
 from stageml.estimators import CalibratedLGBM
 from stageml.features import feature_columns
@@ -185,6 +186,7 @@ def train(
     model_bundle = StageModel(
         params=params, vocabulary=vocabulary, stage_model=fitted["stage"],
         inflection_model=fitted["inflection"],
+        drift_reference=fit_reference(snaps.loc[period == "train"], columns),
     )
     test_frame = snaps[period == "test"].reset_index(drop=True)
     return TrainingResult(

@@ -205,10 +205,29 @@ def load_export(
 
     """
     sources = _locate(data, require_stage_history=require_stage_history)
+    raw = {name: _read(path) for name, path in sources.items()}
+    return validate_frames(raw, sources=sources, stages=stages)
+
+
+SOURCE_ROW = "_source_row"
+
+
+def validate_frames(
+    raw: Mapping[str, pd.DataFrame],
+    *,
+    sources: Mapping[str, str | Path],
+    stages: Sequence[str] = DEFAULT_STAGES,
+) -> Export:
+    """Enforce the contract on tables already in memory (one hash partition, one Spark bucket).
+
+    ``sources`` names the file each table came from, for messages. When a table carries a
+    ``_source_row`` column (1-based row in the original file, added by the partitioned
+    readers), rejects report that row number instead of the position in the partition.
+    """
     checkers: dict[str, Callable[[pd.DataFrame, str], _Checked]] = {
         "interactions": _check_interactions,
         "buyers": _check_buyers,
-        "stage_history": lambda raw, file: _check_stage_history(raw, file, tuple(stages)),
+        "stage_history": lambda frame, file: _check_stage_history(frame, file, tuple(stages)),
     }
     schemas = {
         "interactions": InteractionsSchema,
@@ -218,25 +237,31 @@ def load_export(
         ),
     }
     checked: dict[str, _Checked] = {}
+    rows: dict[str, np.ndarray | None] = {}
     for name in TABLES:
-        if name in sources:
+        if name in raw:
             file = str(sources[name])
-            raw = _read(sources[name])
-            _require_columns(raw, name, file)
-            if raw.empty:
+            table = raw[name]
+            rows[name] = (
+                table[SOURCE_ROW].to_numpy(np.int64) if SOURCE_ROW in table.columns else None
+            )
+            table = table.drop(columns=[SOURCE_ROW], errors="ignore")
+            _require_columns(table, name, file)
+            if table.empty:
                 raise ContractError(
                     file=file, problem="the table has no data rows",
                     fix=f"export the {name} table again; it must hold at least one row",
                 )
-            result = checkers[name](raw, file)
+            result = checkers[name](table, file)
             _require_accepted(result, file)
             # Postcondition, not input validation: a failure here is a stageml bug.
             schemas[name].validate(result.clean)
             checked[name] = result
 
-    reports = tuple(_report(name, str(sources[name]), c) for name, c in checked.items())
+    paths = {name: Path(str(path)) for name, path in sources.items()}
+    reports = tuple(_report(name, str(paths[name]), c) for name, c in checked.items())
     rejects = pd.concat(
-        [_rejects(name, c) for name, c in checked.items()], ignore_index=True
+        [_rejects(name, c, rows[name]) for name, c in checked.items()], ignore_index=True
     )
     return Export(
         interactions=checked["interactions"].clean,
@@ -244,8 +269,8 @@ def load_export(
         stage_history=checked["stage_history"].clean if "stage_history" in checked else None,
         rejects=rejects,
         reports=reports,
-        warnings=tuple(_warnings(checked, sources)),
-        sources=sources,
+        warnings=tuple(_warnings(checked, paths)),
+        sources=paths,
     )
 
 
@@ -565,13 +590,14 @@ def _report(table: str, path: str, checked: _Checked) -> TableReport:
     )
 
 
-def _rejects(table: str, checked: _Checked) -> pd.DataFrame:
+def _rejects(table: str, checked: _Checked, source_rows: np.ndarray | None = None) -> pd.DataFrame:
     positions = np.flatnonzero(checked.reason >= 0)
     reasons = np.asarray(checked.reasons, dtype=object)[checked.reason[positions]]
+    rows = source_rows[positions] if source_rows is not None else positions + 1
     return pd.DataFrame(
         {
             "table": pd.array([table] * len(positions), dtype=STRING),
-            "row": (positions + 1).astype(np.int64),
+            "row": rows.astype(np.int64),
             "buyer_id": checked.buyer_id.iloc[positions].reset_index(drop=True),
             "reason": pd.array(reasons, dtype=STRING),
         }

@@ -1,0 +1,265 @@
+"""Batch scoring: every buyer of an export scored once, or rejected with a reason.
+
+The unit of work is :func:`score_tables`: raw tables of one group of buyers in, scores and
+rejects out. The local engine feeds it hash partitions read by DuckDB (so memory follows
+the partition, not the export); the Spark engine feeds it buckets of buyers. Both therefore
+run the same validation, features, model and reason codes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stageml.drift import psi_table
+from stageml.errors import ContractError
+from stageml.io import atomic_path, find_table, fingerprint, write_json, write_table
+from stageml.model import StageModel
+from stageml.validate import SOURCE_ROW, validate_frames
+
+SCORING_TABLES = ("interactions", "buyers")
+_DRIFT_SAMPLE_ROWS = 50_000
+
+
+@dataclass
+class PartitionResult:
+    """What one group of buyers produced."""
+
+    scores: pd.DataFrame
+    rejects: pd.DataFrame
+    input_rows: dict[str, int]
+    input_buyers: int
+    features_sample: pd.DataFrame = field(repr=False)
+
+
+def normalise_as_of(as_of: str | pd.Timestamp) -> pd.Timestamp:
+    """As-of instant as UTC-naive (the contract's convention)."""
+    stamp = pd.Timestamp(as_of)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
+def score_tables(
+    raw: Mapping[str, pd.DataFrame],
+    model: StageModel,
+    as_of: pd.Timestamp,
+    *,
+    sources: Mapping[str, str],
+    reasons: int = 0,
+    sample_rows: int = _DRIFT_SAMPLE_ROWS,
+    seed: int = 0,
+) -> PartitionResult:
+    """Validate, featurise, score (and explain) one group of buyers; account for each."""
+    tables = {k: v for k, v in raw.items() if k in SCORING_TABLES}
+    export = validate_frames(tables, sources=sources, stages=model.stages)
+    features = model.features(export.interactions, [as_of], export.buyers)
+    scores = model.predict_features(features)
+    if reasons > 0:
+        from stageml.explain import reason_codes
+
+        scores = pd.concat([scores, reason_codes(model, features, k=reasons).reset_index(drop=True)], axis=1)
+    ids = raw["interactions"]["buyer_id"].astype("string").str.strip()
+    ids = ids[ids.notna() & (ids != "")]
+    input_buyers = pd.Index(ids.unique())
+    unscored = input_buyers.difference(pd.Index(scores["buyer_id"]))
+    accepted = pd.Index(export.interactions["buyer_id"].unique())
+    buyer_rejects = pd.DataFrame(
+        {
+            "table": pd.array(["buyer"] * len(unscored), dtype="string"),
+            "row": pd.array([pd.NA] * len(unscored), dtype="Int64"),
+            "buyer_id": pd.array(list(unscored), dtype="string"),
+            "reason": pd.array(
+                np.where(unscored.isin(accepted), "no_interaction_before_as_of", "all_interaction_rows_rejected"),
+                dtype="string",
+            ),
+        }
+    )
+    row_rejects = export.rejects.astype({"row": "Int64"})
+    sample = features.sample(n=min(sample_rows, len(features)), random_state=seed) if len(features) else features
+    return PartitionResult(
+        scores=scores,
+        rejects=pd.concat([row_rejects, buyer_rejects], ignore_index=True),
+        input_rows={name: len(frame) for name, frame in tables.items()},
+        input_buyers=len(input_buyers),
+        features_sample=sample,
+    )
+
+
+def add_trends(scores: pd.DataFrame, previous: pd.DataFrame, stages: tuple[str, ...], threshold: float) -> pd.DataFrame:
+    """``stage_change`` (advanced/same/regressed/new) and ``inflection_trend`` vs a previous run."""
+    rank = {s: i for i, s in enumerate(stages)}
+    prev = previous[["buyer_id", "stage", "inflection_probability"]].rename(
+        columns={"stage": "_prev_stage", "inflection_probability": "_prev_p"}
+    )
+    prev = prev.assign(buyer_id=prev["buyer_id"].astype("string"))
+    merged = scores.merge(prev, on="buyer_id", how="left")
+    now = merged["stage"].map(rank).astype("float64")
+    before = merged["_prev_stage"].map(rank).astype("float64")
+    change = np.select([before.isna(), now > before, now < before], ["new", "advanced", "regressed"], "same")
+    delta = merged["inflection_probability"] - merged["_prev_p"].astype("float64")
+    trend = np.select(
+        [merged["_prev_p"].isna(), delta > threshold, delta < -threshold], ["new", "improving", "declining"], "steady"
+    )
+    out = merged.drop(columns=["_prev_stage", "_prev_p"])
+    out["stage_change"] = pd.array(change, dtype="string")
+    out["inflection_trend"] = pd.array(trend, dtype="string")
+    return out
+
+
+def _sidecars(out: Path) -> tuple[Path, Path]:
+    stem = out.with_suffix("")
+    return stem.with_name(stem.name + "_rejects.csv"), stem.with_name(stem.name + ".summary.json")
+
+
+def _reader(path: Path) -> str:
+    literal = str(path).replace("'", "''")
+    if path.suffix == ".csv":
+        return f"read_csv('{literal}', all_varchar = true, header = true)"
+    return f"read_parquet('{literal}')"
+
+
+def score_local(
+    data: str | Path,
+    model: StageModel,
+    as_of: str | pd.Timestamp,
+    *,
+    out: str | Path,
+    reasons: int = 0,
+    previous: str | Path | None = None,
+    model_uri: str = "",
+    model_version: str = "",
+    partition_rows: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score an export folder partition by partition; write scores, rejects and a summary.
+
+    The scores file appears only when every partition succeeded (temp file, then rename).
+    Returns the run summary that is also written beside the output as JSON.
+    """
+    clock = time.perf_counter()
+    instant = normalise_as_of(as_of)
+    folder = Path(data)
+    sources = {name: p for name in SCORING_TABLES if (p := find_table(folder, name)) is not None}
+    if "interactions" not in sources:
+        raise ContractError(file=str(folder), problem="no interactions table",
+                            fix="add interactions.csv or interactions.parquet to the export folder")
+    out_path = Path(out)
+    rejects_path, summary_path = _sidecars(out_path)
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    total = int(con.execute(f"SELECT count(*) FROM {_reader(sources['interactions'])}").fetchone()[0])  # type: ignore[index]
+    rows_per_part = partition_rows or model.params.features.partition_rows
+    n_parts = max(1, math.ceil(total / rows_per_part))
+    for name, path in sources.items():
+        # Original 1-based row numbers travel with each row so rejects point into the file.
+        con.execute(
+            f"CREATE TEMP TABLE {name} AS SELECT *, row_number() OVER () AS {SOURCE_ROW}, "
+            f"hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part FROM {_reader(path)}"
+        )
+    prev_table = _previous(con, previous, n_parts)
+    parts: list[PartitionResult] = []
+    writer_state: dict[str, Any] = {}
+    with atomic_path(out_path) as tmp:
+        for part in range(n_parts):
+            raw = {
+                name: con.execute(f"SELECT * EXCLUDE (_part) FROM {name} WHERE _part = {part}").df()
+                for name in sources
+            }
+            if raw["interactions"].empty:
+                continue
+            result = score_tables(
+                raw, model, instant, sources={k: str(v) for k, v in sources.items()}, reasons=reasons,
+                sample_rows=max(1, _DRIFT_SAMPLE_ROWS // n_parts), seed=part,
+            )
+            scores = result.scores
+            if prev_table is not None:
+                prev = con.execute(f"SELECT * FROM {prev_table} WHERE _part = {part}").df()
+                scores = add_trends(scores, prev, model.stages, model.params.scoring.trend_threshold)
+            scores["model_uri"] = model_uri
+            scores["model_version"] = str(model_version)
+            _append(tmp, out_path.suffix, scores, writer_state)
+            result.scores = scores.head(0)
+            parts.append(result)
+            if progress is not None:
+                progress(part + 1, n_parts)
+        _close(writer_state, tmp, out_path.suffix)
+    con.close()
+    rejects = pd.concat([p.rejects for p in parts], ignore_index=True) if parts else pd.DataFrame(
+        columns=["table", "row", "buyer_id", "reason"])
+    write_table(rejects, rejects_path)
+    summary = _summary(parts, rejects, sources, model, instant, model_uri, model_version, n_parts,
+                       time.perf_counter() - clock, out_path, rejects_path, engine="local")
+    write_json(summary, summary_path)
+    return summary
+
+
+def _previous(con: duckdb.DuckDBPyConnection, previous: str | Path | None, n_parts: int) -> str | None:
+    if previous is None:
+        return None
+    path = Path(previous)
+    if not path.is_file():
+        raise ContractError(file=str(path), problem="the previous scores file does not exist",
+                            fix="pass the output of an earlier 'stageml score' run, or drop --previous")
+    con.execute(
+        f"CREATE TEMP TABLE prev_scores AS SELECT CAST(buyer_id AS VARCHAR) AS buyer_id, stage, "
+        f"CAST(inflection_probability AS DOUBLE) AS inflection_probability, "
+        f"hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part FROM {_reader(path)}"
+    )
+    return "prev_scores"
+
+
+def _append(tmp: Path, suffix: str, frame: pd.DataFrame, state: dict[str, Any]) -> None:
+    if suffix == ".csv":
+        frame.to_csv(tmp, mode="a", header="started" not in state, index=False)
+        state["started"] = True
+        return
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if "writer" not in state:
+        state["schema"] = table.schema
+        state["writer"] = pq.ParquetWriter(tmp, table.schema)
+    state["writer"].write_table(table.cast(state["schema"]))
+
+
+def _close(state: dict[str, Any], tmp: Path, suffix: str) -> None:
+    if "writer" in state:
+        state["writer"].close()
+    elif suffix == ".csv" and "started" not in state:
+        tmp.write_text("")
+
+
+def _summary(
+    parts: list[PartitionResult], rejects: pd.DataFrame, sources: Mapping[str, Path], model: StageModel,
+    instant: pd.Timestamp, model_uri: str, model_version: str, n_parts: int, seconds: float,
+    out: Path, rejects_path: Path, *, engine: str,
+) -> dict[str, Any]:
+    sample = pd.concat([p.features_sample for p in parts], ignore_index=True) if parts else pd.DataFrame()
+    drift = psi_table(model.drift_reference, sample) if len(sample) else pd.DataFrame(columns=["feature", "psi"])
+    threshold = model.params.scoring.drift_threshold
+    by_reason = rejects.groupby(["table", "reason"]).size() if len(rejects) else pd.Series(dtype=int)
+    scored = sum(p.input_buyers for p in parts) - int((rejects["table"] == "buyer").sum())
+    return {
+        "engine": engine,
+        "as_of": str(instant),
+        "model_uri": model_uri,
+        "model_version": str(model_version),
+        "partitions": n_parts,
+        "seconds": round(seconds, 3),
+        "input_rows": {t: sum(p.input_rows.get(t, 0) for p in parts) for t in SCORING_TABLES if t in sources},
+        "rejected_rows": {f"{t}:{r}": int(n) for (t, r), n in by_reason.items()},
+        "input_buyers": sum(p.input_buyers for p in parts),
+        "scored_buyers": scored,
+        "rejected_buyers": int((rejects["table"] == "buyer").sum()),
+        "drift_threshold": threshold,
+        "drifted_features": drift[drift["psi"] > threshold].to_dict("records"),
+        "inputs": {name: fingerprint(path) for name, path in sources.items()},
+        "outputs": {"scores": str(out), "rejects": str(rejects_path)},
+    }
