@@ -10,7 +10,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 DEMO_DIR ?= data/demo
 DEMO_BUYERS ?= 5000
 
-.PHONY: demo test setup lock lint clean
+.PHONY: demo test setup lock lint clean repro
 
 $(STAMP):
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: $(STAMP)
 	$(BIN)/stageml features --data $(DEMO_DIR) --params params.yaml --as-of 2026-06-01 --out $(DEMO_DIR)/features.parquet
 	$(BIN)/stageml train --data $(DEMO_DIR) --params params.yaml --metrics-out models/metrics.json
 	@echo "Done. MLflow runs and the registered model: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+
+# The reproducible DVC pipeline (ingest → validate → snapshots → train → explain → score).
+repro: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc metrics show
 
 # Re-resolve the pinned environment after changing dependencies in pyproject.toml.
 lock: $(STAMP)

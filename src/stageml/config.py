@@ -114,6 +114,20 @@ class RegistryConfig(_Section):
     tolerance: float = Field(default=0.005, ge=0)
 
 
+class DataConfig(_Section):
+    """Where the pipeline's export comes from: the simulator, or a folder of real tables."""
+
+    source: str = "simulate"  # "simulate" or a folder holding a CRM export
+    simulate_buyers: int = Field(default=5000, ge=10)
+    # Score as of this instant; None means the end of the data (the nightly-job case).
+    score_as_of: pd.Timestamp | None = None
+
+    @field_validator("score_as_of", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> pd.Timestamp | None:
+        return SnapshotConfig._timestamp(value)
+
+
 class ScoringConfig(_Section):
     """Nightly scoring: trend thresholds and the drift warning level."""
 
@@ -134,6 +148,7 @@ class Params(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
 
     @field_validator("stages")
     @classmethod

@@ -74,3 +74,19 @@ def importance_figure(gain: pd.DataFrame, top: int = 12) -> Figure:
         ax.set_xlabel("total gain")
     fig.tight_layout()
     return fig
+
+
+def training_figures(
+    confusion: np.ndarray,
+    reliability: dict[str, dict[str, list[float]]],
+    stage_model: CalibratedLGBM,
+    inflection_model: CalibratedLGBM,
+    stages: Sequence[str],
+) -> dict[str, Figure]:
+    """The standard figures of a training run, keyed by file stem."""
+    return {
+        "confusion_matrix": confusion_figure(confusion, stages),
+        "reliability": reliability_figure(reliability, "Inflection: raw vs calibrated"),
+        "importance_stage": importance_figure(per_class_gain(stage_model, stages)),
+        "importance_inflection": importance_figure(per_class_gain(inflection_model, ["no", "inflection"])),
+    }

@@ -29,7 +29,9 @@ import stageml
 from stageml.errors import ModelError
 from stageml.metrics import inflection_metrics, stage_metrics
 from stageml.model import StageModel
-from stageml.plots import confusion_figure, importance_figure, per_class_gain, reliability_figure
+from stageml.plots import training_figures
+from stageml.report import render_report
+from stageml.shap_plots import global_figures
 from stageml.train import TrainingResult
 from stageml.validate import Export
 
@@ -91,6 +93,7 @@ class RegisteredRun:
     version: int
     alias: str
     comparison: dict[str, Any]
+    report_html: str
 
 
 @contextmanager
@@ -127,9 +130,14 @@ def _flat_params(result: TrainingResult) -> dict[str, Any]:
     return flat
 
 
-def _log_figure(fig: plt.Figure, name: str) -> None:
-    mlflow.log_figure(fig, name)
-    plt.close(fig)
+def run_figures(result: TrainingResult, export: Export) -> dict[str, plt.Figure]:
+    """Standard training figures plus global SHAP views on a bounded sample of test rows."""
+    model = result.model
+    figures = training_figures(
+        result.confusion, result.reliability, model.stage_model, model.inflection_model, model.stages
+    )
+    figures.update(global_figures(model, result.test_frame, sample=2000, seed=model.params.seed))
+    return figures
 
 
 def log_training(
@@ -153,10 +161,11 @@ def log_training(
             mlflow.log_dict(result.metrics, "metrics.json")
             mlflow.log_dict(model.vocabulary.to_dict(), "vocabulary.json")  # type: ignore[attr-defined]
             mlflow.log_dict({"reliability": result.reliability, "confusion": result.confusion.tolist()}, "curves.json")
-            _log_figure(confusion_figure(result.confusion, model.stages), "plots/confusion_matrix.png")
-            _log_figure(reliability_figure(result.reliability, "Inflection: raw vs calibrated"), "plots/reliability.png")
-            _log_figure(importance_figure(per_class_gain(model.stage_model, model.stages)), "plots/importance_stage.png")
-            _log_figure(importance_figure(per_class_gain(model.inflection_model, ["no", "inflection"])), "plots/importance_inflection.png")
+            figures = run_figures(result, export)
+            for stem, fig in figures.items():
+                mlflow.log_figure(fig, f"plots/{stem}.png")
+            report = render_report(result, figures)
+            mlflow.log_text(report, "report.html")
             for artifact_path, file in (extra_artifacts or {}).items():
                 mlflow.log_artifact(str(file), artifact_path)
             info = _log_pyfunc(model, export, name)
@@ -169,7 +178,7 @@ def log_training(
             _set_champion(client, name, version)
         else:
             client.set_registered_model_alias(name, CHALLENGER, str(version))
-    return RegisteredRun(run.info.run_id, f"models:/{name}/{version}", version, alias, comparison)
+    return RegisteredRun(run.info.run_id, f"models:/{name}/{version}", version, alias, comparison, report)
 
 
 def _log_pyfunc(model: StageModel, export: Export, name: str) -> Any:

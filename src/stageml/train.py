@@ -31,7 +31,7 @@ from stageml.metrics import (
 from stageml.model import StageModel
 from stageml.snapshots import build_snapshots, data_span, snapshot_dates
 from stageml.validate import Export
-from stageml.vocabulary import fit_vocabulary
+from stageml.vocabulary import Vocabulary, fit_vocabulary
 
 
 @dataclass(frozen=True)
@@ -103,23 +103,33 @@ def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}.{k}": v for k, v in values.items()}
 
 
-def train(
-    export: Export,
-    params: Params,
-    *,
-    progress: Callable[[str], None] | None = None,
-) -> TrainingResult:
-    """Build snapshots, fit both models with a time-based backtest, and score baselines."""
+@dataclass
+class TrainingData:
+    """Snapshots with features and labels, the vocabulary and the split: the fit's input.
+
+    Kept apart from fitting so that a pipeline can cache the expensive snapshots and so
+    that everything a fit depends on is one inspectable object.
+    """
+
+    snapshots: pd.DataFrame = field(repr=False)
+    vocabulary: Vocabulary
+    split: TimeSplit
+    description: dict[str, Any]
+    seconds: float = 0.0
+
+
+def prepare_training(
+    export: Export, params: Params, *, progress: Callable[[str], None] | None = None
+) -> TrainingData:
+    """Snapshot instants, time split, vocabulary (pre-test data only), features + labels."""
     say = progress or (lambda _msg: None)
     if export.stage_history is None or export.stage_history.empty:
         raise StageMLError(
             "training needs a stage_history table. Fix: add stage_history.csv|.parquet "
             "(buyer_id, stage, entered_at) to the export folder"
         )
-    timings: dict[str, float] = {}
     clock = time.perf_counter()
     start, end = data_span(export.interactions, export.stage_history)
-
     instants = snapshot_dates(params, start, end)
     split = time_split(instants, params)
     # The vocabulary is learned from what was known before the test period only.
@@ -130,12 +140,40 @@ def train(
         export.interactions, export.stage_history, params=params, vocabulary=vocabulary,
         buyers=export.buyers, as_of=split.train + split.valid + split.test,
     )
-    timings["features_s"] = time.perf_counter() - clock
-    columns = feature_columns(vocabulary, params.features)
-    period = snaps["as_of"].map(
+    period = _periods(snaps, split)
+    return TrainingData(
+        snapshots=snaps, vocabulary=vocabulary, split=split,
+        description=describe_data(export, snaps, period, params),
+        seconds=time.perf_counter() - clock,
+    )
+
+
+def _periods(snaps: pd.DataFrame, split: TimeSplit) -> pd.Series:
+    return snaps["as_of"].map(
         {**{t: "train" for t in split.train}, **{t: "valid" for t in split.valid},
          **{t: "test" for t in split.test}}
     )
+
+
+def train(
+    export: Export,
+    params: Params,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingResult:
+    """Build snapshots, fit both models with a time-based backtest, and score baselines."""
+    return fit(prepare_training(export, params, progress=progress), params, progress=progress)
+
+
+def fit(
+    data: TrainingData, params: Params, *, progress: Callable[[str], None] | None = None
+) -> TrainingResult:
+    """Fit both models on prepared snapshots; metrics on the test period vs baselines."""
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {"features_s": data.seconds}
+    snaps, vocabulary, split = data.snapshots, data.vocabulary, data.split
+    columns = feature_columns(vocabulary, params.features)
+    period = _periods(snaps, split)
     n_stages = len(params.stages)
 
     def rows(name: str, label: str) -> tuple[pd.DataFrame, np.ndarray]:
@@ -193,7 +231,7 @@ def train(
         model=model_bundle,
         metrics=metrics,
         split=split,
-        data_description=describe_data(export, snaps, period, params),
+        data_description=data.description,
         confusion=confusion,
         reliability=reliability,
         test_frame=test_frame,

@@ -1,0 +1,100 @@
+"""A self-contained HTML model report per training run (figures inlined as base64 PNG).
+
+One file a reviewer can open anywhere, attach to a ticket or archive: metrics beside
+baselines, calibration, confusion matrix, global explanations and the data description.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from stageml.tables import CANDIDATES, HEADERS, ROWS, metric_key
+from stageml.train import TrainingResult
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right} th:first-child,td:first-child{text-align:left}
+th{background:#f3f5f8} td.best{font-weight:700;background:#eaf4ea}
+figure{display:inline-block;margin:.5rem;vertical-align:top} figure img{max-width:520px;border:1px solid #eee}
+figcaption{font-size:.8rem;color:#555;text-align:center}
+"""
+_LOWER_IS_BETTER = {"log_loss", "ece", "brier"}
+
+
+def figure_png(fig: Figure) -> str:
+    """A matplotlib figure as a base64 PNG string (the figure is closed)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _metrics_html(metrics: Mapping[str, float]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in HEADERS)
+    rows = []
+    for task, names in ROWS.items():
+        for name in names:
+            values = [metrics.get(metric_key(task, c, name)) for c in CANDIDATES]
+            known = [v for v in values if v is not None]
+            best = (min if name in _LOWER_IS_BETTER else max)(known) if known and name != "positive_rate" else None
+            cells = "".join(
+                f"<td class='best'>{v:.4f}</td>" if v is not None and v == best else
+                f"<td>{'-' if v is None else f'{v:.4f}'}</td>"
+                for v in values
+            )
+            rows.append(f"<tr><td>{html.escape(task)}.{name}</td>{cells}</tr>")
+    return f"<table><tr><th>metric (test period)</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _dict_html(payload: Mapping[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in payload.items()
+    )
+    return f"<table>{rows}</table>"
+
+
+def render_report(result: TrainingResult, figures: Mapping[str, Figure], *, title: str = "stageml model report") -> str:
+    """The HTML document: every figure in ``figures`` inlined, in the given order."""
+    model = result.model
+    params = model.params
+    images = "".join(
+        f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,{figure_png(fig)}'>"
+        f"<figcaption>{html.escape(name)}</figcaption></figure>"
+        for name, fig in figures.items()
+    )
+    settings = {
+        "stages": " → ".join(params.stages),
+        "horizon": str(params.labels.horizon),
+        "label delay": str(params.labels.label_delay),
+        "calibration": params.train.calibration,
+        "class weight": str(params.train.class_weight),
+        "features": len(model.feature_names),
+        **result.split.describe(),
+        **{f"time {k}": f"{v:.1f}" for k, v in result.timings.items()},
+    }
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="sub">Stage model and {html.escape(str(params.labels.horizon))} inflection model; all figures on the test
+period, which is later in time than training and calibration.</p>
+<h2>Metrics vs baselines</h2>
+<p>Best value per metric in bold. "uncalibrated" is the same model before isotonic calibration.</p>
+{_metrics_html(result.metrics)}
+<h2>Calibration, confusion and explanations</h2>
+{images}
+<h2>Data</h2>
+{_dict_html(result.data_description)}
+<h2>Settings</h2>
+{_dict_html(settings)}
+</body></html>
+"""

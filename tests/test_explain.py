@@ -1,0 +1,184 @@
+"""Reason codes: TreeSHAP agreement with shap, additivity, readable labels, ordering."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+
+from stageml.config import FeatureConfig
+from stageml.errors import ModelError
+from stageml.explain import contributions, reason_codes, reason_table
+from stageml.feature_text import UnknownFeatureError, describe, describer
+from stageml.features import feature_columns
+from stageml.train import TrainingResult
+from stageml.vocabulary import Vocabulary
+
+
+@pytest.fixture(scope="module")
+def rows(trained: TrainingResult) -> pd.DataFrame:
+    frame = trained.test_frame
+    take = np.random.default_rng(3).choice(len(frame), size=min(300, len(frame)), replace=False)
+    return frame.iloc[np.sort(take)][trained.model.feature_names]
+
+
+@pytest.mark.parametrize("task", ["stage_model", "inflection_model"])
+def test_pred_contrib_agrees_with_shap_tree_explainer(
+    trained: TrainingResult, rows: pd.DataFrame, task: str
+) -> None:
+    estimator = getattr(trained.model, task)
+    ours = contributions(estimator, rows, workers=1)
+    # shap gets the same pandas frame (categorical dtypes included) and, because a
+    # LightGBM Booster keeps the trees grown after the early-stopping best round, the
+    # same tree limit; without it shap explains every tree.
+    explainer = shap.TreeExplainer(estimator.booster_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = np.asarray(explainer.shap_values(rows, tree_limit=estimator.best_iteration_))
+    expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    n_features = rows.shape[1]
+    if estimator.n_classes == 2:
+        assert theirs.shape == (len(rows), n_features)
+        theirs = theirs[:, None, :]
+    else:
+        assert theirs.shape == (len(rows), n_features, estimator.n_classes)
+        theirs = theirs.transpose(0, 2, 1)
+    np.testing.assert_allclose(ours[:, :, :n_features], theirs, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(ours[0, :, n_features], expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("task", ["stage_model", "inflection_model"])
+def test_contributions_sum_to_raw_margin(
+    trained: TrainingResult, rows: pd.DataFrame, task: str
+) -> None:
+    estimator = getattr(trained.model, task)
+    raw = estimator.booster_.predict(rows, raw_score=True, num_iteration=estimator.best_iteration_)
+    total = contributions(estimator, rows, workers=1).sum(axis=2)
+    np.testing.assert_allclose(total, np.asarray(raw).reshape(len(rows), -1), atol=1e-9, rtol=0)
+
+
+def test_multiprocess_contributions_equal_serial(
+    trained: TrainingResult, rows: pd.DataFrame
+) -> None:
+    for estimator in (trained.model.stage_model, trained.model.inflection_model):
+        serial = contributions(estimator, rows, workers=1)
+        parallel = contributions(estimator, rows, workers=2)
+        assert np.array_equal(serial, parallel)
+
+
+def test_contributions_reject_bad_workers(trained: TrainingResult, rows: pd.DataFrame) -> None:
+    with pytest.raises(ModelError, match="workers must be at least 1"):
+        contributions(trained.model.stage_model, rows, workers=0)
+
+
+VOCABULARY = Vocabulary(
+    activities=("pricing_page_visit", "Demo Attended", "email-open", "webinar"),
+    channels=("web", "email", "Paid Social"),
+    attributes={"segment": ("smb", "mid_market", "enterprise"), "employee count": None},
+)
+CONFIGS = [
+    FeatureConfig(windows=("7d", "30d", "90d")),
+    FeatureConfig(windows=("12h", "7d"), trend_window="12h", last_activities=2),
+]
+SAMPLE_VALUES = {"last_activity": "Demo Attended", "buyer_segment": "enterprise"}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["days", "hours"])
+def test_every_feature_name_has_readable_text(config: FeatureConfig) -> None:
+    describe_one = describer(VOCABULARY, config)
+    names = feature_columns(VOCABULARY, config)
+    assert any(n.endswith("_12h") for n in names) or config.windows[0] != pd.Timedelta("12h")
+    for name in names:
+        value = next((v for k, v in SAMPLE_VALUES.items() if name.startswith(k)), 4.0)
+        for shown in (value, np.nan):
+            text = describe_one(name, shown)
+            assert text.strip(), name
+            assert text != name, name
+            assert "_" not in text, (name, text)
+
+
+def test_texts_read_as_intended() -> None:
+    config = CONFIGS[0]
+    assert describe("act_pricing_page_visit_7d", 4.0, VOCABULARY, config) == (
+        "4 × pricing page visit in the last 7 days"
+    )
+    assert describe("days_since_last", 45.0, VOCABULARY, config) == "no interaction for 45 days"
+    assert describe("buyer_segment", "enterprise", VOCABULARY, config) == "segment = enterprise"
+    assert (
+        describe("last_activity_1", "Demo Attended", VOCABULARY, config)
+        == "last activity: Demo Attended"
+    )
+    assert (
+        describe("inbound_share_30d", 0.8, VOCABULARY, config)
+        == "inbound share 80% in the last 30 days"
+    )
+    assert describe("intensity_7d", 2.3, VOCABULARY, config) == (
+        "activity 2.3x the buyer's usual rate in the last 7 days"
+    )
+    assert describe("days_since_act_pricing_page_visit", np.nan, VOCABULARY, config) == (
+        "no pricing page visit ever"
+    )
+    assert describe("n_12h", 3.0, VOCABULARY, CONFIGS[1]) == "3 interactions in the last 12 hours"
+
+
+def test_unknown_feature_name_is_an_error() -> None:
+    with pytest.raises(UnknownFeatureError, match="'act_fax_7d' is not produced"):
+        describe("act_fax_7d", 1.0, VOCABULARY, CONFIGS[0])
+
+
+def test_reason_codes_are_signed_and_sorted(trained: TrainingResult) -> None:
+    model = trained.model
+    frame = trained.test_frame.iloc[:25]
+    table = reason_table(model, frame, k=3, workers=1)
+    assert set(table["model"]) == {"stage", "inflection"} or set(table["model"]) == {"stage"}
+    for (_, _, direction), group in table.groupby(["row", "model", "direction"]):
+        values = group.sort_values("rank")["contribution"].to_numpy()
+        assert len(values) <= 3
+        if direction == "up":
+            assert (values > 0).all() and (np.diff(values) <= 0).all()
+        else:
+            assert (values < 0).all() and (np.diff(values) >= 0).all()
+    assert table["text"].str.match(r".+ \([+-]\d+\.\d\d\)$").all()
+
+    wide = reason_codes(model, frame, k=3, workers=1)
+    assert len(wide) == len(frame)
+    expected = [
+        f"{t}_{d}_{r}" for t in ("stage", "inflection") for d in ("up", "down") for r in (1, 2, 3)
+    ]
+    assert list(wide.columns) == ["buyer_id", "as_of", "stage", *expected]
+    first = table[(table["row"] == 0) & (table["model"] == "stage") & (table["direction"] == "up")]
+    if len(first):
+        assert wide.loc[0, "stage_up_1"] == first.iloc[0]["text"]
+    # The final stage has no inflection: its inflection reasons stay empty.
+    final = wide["stage"] == model.stages[-1]
+    assert wide.loc[final, [c for c in expected if c.startswith("inflection")]].isna().all().all()
+
+
+def test_reason_codes_reject_bad_k(trained: TrainingResult) -> None:
+    with pytest.raises(ModelError, match="k must be at least 1"):
+        reason_table(trained.model, trained.test_frame.iloc[:2], k=0)
+
+
+def test_shap_figures_render(trained: TrainingResult) -> None:
+    import matplotlib.pyplot as plt
+
+    from stageml.shap_plots import global_figures, waterfall_figure
+
+    model = trained.model
+    figures = global_figures(model, trained.test_frame, sample=200, seed=1)
+    expected = {f"beeswarm_{s}.png" for s in model.stages} | {
+        f"mean_abs_{s}.png" for s in model.stages
+    }
+    assert expected | {"mean_abs_inflection.png"} <= set(figures)
+    assert sum(name.startswith("dependence_") for name in figures) == 3
+    for task in ("stage", "inflection"):
+        figures[f"waterfall_{task}"] = waterfall_figure(
+            model, trained.test_frame.iloc[3], task=task
+        )  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="explains one buyer"):
+        waterfall_figure(model, trained.test_frame.iloc[:2])
+    for figure in figures.values():
+        plt.close(figure)
