@@ -187,6 +187,9 @@ def train_command(
     metrics_out: Annotated[
         Path | None, typer.Option("--metrics-out", help="Also write the metrics as JSON here.")
     ] = None,
+    report_out: Annotated[
+        Path | None, typer.Option("--report-out", help="Also write the HTML model report here.")
+    ] = None,
 ) -> None:
     """Backtest, calibrate, log to MLflow and register the stage + inflection model."""
     from stageml.config import load_params
@@ -203,6 +206,11 @@ def train_command(
     console.print(metrics_table(result.metrics, settings.stages))
     if metrics_out is not None:
         write_json({"metrics": result.metrics, "data": result.data_description}, metrics_out)
+    if report_out is not None:
+        from stageml.io import atomic_path
+
+        with atomic_path(report_out) as tmp:
+            tmp.write_text(registered.report_html)
     console.print(
         f"run {registered.run_id}: registered {registered.model_uri} as "
         f"[bold]{registered.alias}[/] ({registered.comparison['reason']}); tracking at {uri}",
@@ -314,6 +322,99 @@ def import_command(
         f"the open question)\nparams for this data set: {result.params}",
         highlight=False,
     )
+
+
+@app.command("explain")
+@friendly_errors
+def explain_command(
+    data: DataOption,
+    as_of: Annotated[str, typer.Option("--as-of", help="Explain as of this instant.")],
+    buyer: Annotated[str, typer.Option("--buyer", help="The buyer_id to explain.")],
+    model: Annotated[str, typer.Option("--model", help="MLflow model URI.")] = "models:/stageml@champion",
+    k: Annotated[int, typer.Option("--k", min=1, help="Factors per direction.")] = 3,
+    waterfall: Annotated[
+        Path | None, typer.Option("--waterfall", help="Also write a waterfall PNG of the stage logit here.")
+    ] = None,
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """One buyer: stage probabilities, inflection likelihood and the reasons behind them."""
+    from rich.table import Table
+
+    from stageml.durations import format_duration
+    from stageml.errors import ModelError
+    from stageml.explain import reason_table
+    from stageml.tracking import resolve_model, resolve_tracking_uri
+
+    bundle, version = resolve_model(model, resolve_tracking_uri(tracking_uri))
+    export = _load_checked(data, bundle.stages)
+    history = export.interactions[export.interactions["buyer_id"] == buyer]
+    features = bundle.features(history, [as_of], export.buyers)
+    if features.empty:
+        raise ModelError(
+            f"buyer {buyer!r} has no interaction before {as_of} in {data}. Fix: check the id "
+            "or choose a later --as-of"
+        )
+    scores = bundle.predict_features(features).iloc[0]
+    probs = Table(title=f"buyer {buyer} as of {as_of} (model {model}, version {version or '-'})")
+    for stage in bundle.stages:
+        probs.add_column(stage, justify="right")
+    probs.add_row(*(f"{scores[f'p_{s}']:.1%}" for s in bundle.stages))
+    console.print(probs)
+    nxt = scores["next_stage"]
+    console.print(
+        f"predicted stage [bold]{scores['stage']}[/]; likelihood of moving on"
+        f"{'' if pd_isna(nxt) else f' (to {nxt} or beyond)'} within "
+        f"{format_duration(bundle.params.labels.horizon)}: [bold]{scores['inflection_probability']:.1%}[/]",
+        highlight=False,
+    )
+    reasons = reason_table(bundle, features, k=k)
+    for task, label in (("stage", f"why {scores['stage']}"), ("inflection", "why this likelihood")):
+        rows = reasons[reasons["model"] == task]
+        if rows.empty:
+            continue
+        table = Table(title=label, show_header=False)
+        for _, row in rows.iterrows():
+            colour = "green" if row["direction"] == "up" else "red"
+            table.add_row(f"[{colour}]{'▲' if row['direction'] == 'up' else '▼'}[/]", str(row["text"]))
+        console.print(table)
+    if waterfall is not None:
+        from stageml.io import atomic_path
+        from stageml.shap_plots import waterfall_figure
+
+        fig = waterfall_figure(bundle, features.iloc[[0]], task="stage")
+        with atomic_path(waterfall) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        console.print(f"waterfall written to {waterfall}")
+
+
+@app.command("top")
+@friendly_errors
+def top_command(
+    scores: Annotated[Path, typer.Option("--scores", help="Output of 'stageml score'.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many buyers.")] = 10,
+) -> None:
+    """The buyers most likely to move to a later stage soon, with their reasons."""
+    from rich.table import Table
+
+    from stageml.io import read_table
+
+    frame = read_table(scores).sort_values("inflection_probability", ascending=False, kind="stable").head(n)
+    reason_cols = [c for c in frame.columns if c.startswith("inflection_up_")]
+    table = Table(title=f"top {n} buyers most likely to inflect ({scores})")
+    for column in ("buyer", "stage", "next", "likelihood", "why"):
+        table.add_column(column, overflow="fold")
+    for _, row in frame.iterrows():
+        why = "; ".join(str(row[c]) for c in reason_cols if not pd_isna(row[c])) or "-"
+        table.add_row(str(row["buyer_id"]), str(row["stage"]), str(row["next_stage"]),
+                      f"{row['inflection_probability']:.1%}", why)
+    console.print(table)
+
+
+def pd_isna(value: Any) -> bool:
+    """Missing-value test for scalars read back from tables."""
+    import pandas as pd
+
+    return bool(pd.isna(value))
 
 
 @contextmanager

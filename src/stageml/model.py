@@ -55,8 +55,12 @@ class StageModel:
     def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
         """Scores for an already built feature frame (keys kept, one row per input row)."""
         X = features[self.feature_names]
-        stage_p = self.stage_model.predict_proba(X)
-        inflection_p = self.inflection_model.predict_proba(X)[:, 1]
+        if X.empty:  # a partition where nobody has history before the as-of instant
+            stage_p = np.zeros((0, len(self.stages)))
+            inflection_p = np.zeros(0)
+        else:
+            stage_p = self.stage_model.predict_proba(X)
+            inflection_p = self.inflection_model.predict_proba(X)[:, 1]
         out = features[list(KEYS)].reset_index(drop=True).copy()
         stages = np.asarray(self.stages, dtype=object)
         predicted = stage_p.argmax(axis=1)

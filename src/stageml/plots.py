@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
+# No matplotlib.use() here: importing stageml must not change a notebook's backend; with no
+# display (jobs, CI) matplotlib falls back to Agg by itself.
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # headless: scheduled jobs and CI have no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from stageml.estimators import CalibratedLGBM  # noqa: E402
+from stageml.estimators import CalibratedLGBM
 
 
 def confusion_figure(confusion: np.ndarray, stages: Sequence[str]) -> Figure:

@@ -63,10 +63,11 @@ def score_tables(
     export = validate_frames(tables, sources=sources, stages=model.stages)
     features = model.features(export.interactions, [as_of], export.buyers)
     scores = model.predict_features(features)
-    if reasons > 0:
+    if reasons > 0 and len(features):
         from stageml.explain import reason_codes
 
-        scores = pd.concat([scores, reason_codes(model, features, k=reasons).reset_index(drop=True)], axis=1)
+        codes = reason_codes(model, features, k=reasons).reset_index(drop=True)
+        scores = pd.concat([scores, codes.drop(columns=[c for c in codes.columns if c in scores.columns])], axis=1)
     ids = raw["interactions"]["buyer_id"].astype("string").str.strip()
     ids = ids[ids.notna() & (ids != "")]
     input_buyers = pd.Index(ids.unique())

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: scheduled jobs and CI have no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import shap  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import shap
+from matplotlib.figure import Figure
 
 from stageml.errors import ModelError  # noqa: E402
 from stageml.explain import contributions  # noqa: E402
@@ -108,9 +104,9 @@ def global_figures(
 
     Returns
     -------
-    dict[str, matplotlib.figure.Figure]
-        ``beeswarm_<stage>.png`` and ``mean_abs_<stage>.png`` per stage,
-        ``mean_abs_inflection.png`` and ``dependence_<feature>.png`` for the top
+    dict[str, Figure]
+        ``beeswarm_<stage>`` and ``mean_abs_<stage>`` per stage,
+        ``mean_abs_inflection`` and ``dependence_<feature>`` for the top
         ``DEPENDENCE_TOP`` inflection features by mean |SHAP|.
 
     """
@@ -125,19 +121,19 @@ def global_figures(
     figures: dict[str, Figure] = {}
     stage = contributions(model.stage_model, X)
     for k, name in enumerate(model.stages):
-        figures[f"beeswarm_{name}.png"] = _beeswarm(
+        figures[f"beeswarm_{name}"] = _beeswarm(
             _explanation(stage[:, k], X, data), f"Stage '{name}': SHAP values"
         )
-        figures[f"mean_abs_{name}.png"] = _mean_abs(
+        figures[f"mean_abs_{name}"] = _mean_abs(
             stage[:, k, :n_features], names, f"Stage '{name}': mean |SHAP|", "logit"
         )
     inflection = contributions(model.inflection_model, X)[:, 0, :n_features]
-    figures["mean_abs_inflection.png"] = _mean_abs(
+    figures["mean_abs_inflection"] = _mean_abs(
         inflection, names, "Inflection: mean |SHAP|", "log-odds"
     )
     top = np.argsort(-np.abs(inflection).mean(axis=0), kind="stable")[:DEPENDENCE_TOP]
     for j in top:
-        figures[f"dependence_{names[j]}.png"] = _dependence(
+        figures[f"dependence_{names[j]}"] = _dependence(
             X.iloc[:, j], inflection[:, j], f"Inflection: dependence on {names[j]}"
         )
     return figures

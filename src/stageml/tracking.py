@@ -249,10 +249,11 @@ def _compare_with_champion(
     for who, frame in (("challenger", ours), ("champion", merged)):
         probs = frame[[f"p_{s}" for s in previous.stages]].to_numpy()
         staged = merged["stage_index"].notna().to_numpy()
-        infl = merged["inflection"].notna().to_numpy()
+        # Buyers who can still advance: the final stage's label is 0 by construction.
+        infl = (merged["inflection"].notna() & merged["can_advance"].fillna(False)).to_numpy(bool)
         scores[who] = {
             "stage.macro_f1": stage_metrics(merged.loc[staged, "stage_index"].astype(int).to_numpy(), probs[staged], previous.stages)["macro_f1"],
-            "inflection.roc_auc": inflection_metrics(merged.loc[infl, "inflection"].astype(int).to_numpy(), frame["inflection_probability"].to_numpy()[infl])["roc_auc"],
+            "inflection.can_advance.roc_auc": inflection_metrics(merged.loc[infl, "inflection"].astype(int).to_numpy(), frame["inflection_probability"].to_numpy()[infl])["roc_auc"],
         }
     tolerance = result.model.params.registry.tolerance
     promote = all(scores["challenger"][k] >= scores["champion"][k] - tolerance for k in scores["champion"])

@@ -199,9 +199,10 @@ def fit(
             )
         model = _booster(config, params, n_classes).fit(X, y, X_valid=Xv, y_valid=yv)
         fitted[task] = model
+        raw = model.predict_proba_raw(Xt)
         candidates: dict[str, np.ndarray] = {
-            "model": model.predict_proba(Xt),
-            "model_raw": model.predict_proba_raw(Xt),
+            "model": model.calibrate(raw),
+            "model_raw": raw,
             "baseline_majority": MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt),
             "baseline_rule": _rule(n_classes, X, y, Xt),
             "baseline_logistic": fit_quietly(logistic_baseline(X, random_state=params.seed), X, y).predict_proba(Xt),

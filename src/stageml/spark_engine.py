@@ -1,0 +1,311 @@
+"""Batch scoring on Spark: the local engine's unit of work, run per bucket of buyers.
+
+Buyers are hashed into buckets (``pmod(xxhash64(trim(buyer_id)), n)``: trimmed like the
+validator, so one buyer's rows never split across buckets). Interactions and buyers are
+cogrouped by bucket and each bucket goes through :func:`stageml.score.score_tables` in
+one Python call, so each call handles thousands of buyers, not one.
+
+A bucket returns a single row holding its pickled :class:`~stageml.score.PartitionResult`
+(scores, rejects, input counts, drift sample). One payload keeps the four parts of a
+bucket together and lets the schema follow ``score_tables`` (reason columns included)
+instead of restating it here. The driver pulls buckets one at a time
+(``toLocalIterator``) and appends them with the local engine's writer, so the scores file
+appears only when every bucket succeeded, exactly as with ``--engine local``.
+
+Row numbers in rejects: Spark has no file row number, and ``monotonically_increasing_id``
+is not one. Each table is read once more to count rows per input split; the original
+1-based row is ``rows in earlier splits + position in split + 1``. This is exact for the
+contract's one-file tables, whose splits Spark reads in file order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import pickle
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from stageml.errors import ContractError
+from stageml.io import atomic_path, find_table, write_json, write_table
+from stageml.model import StageModel
+from stageml.score import (
+    _DRIFT_SAMPLE_ROWS,
+    SCORING_TABLES,
+    PartitionResult,
+    _append,
+    _close,
+    _sidecars,
+    _summary,
+    add_trends,
+    normalise_as_of,
+    score_tables,
+)
+from stageml.validate import SOURCE_ROW
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+BUCKET = "_bucket"
+# One unpickled model per Python worker process, keyed by the hash of its bytes.
+_MODELS: dict[str, StageModel] = {}
+
+
+def spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8) -> SparkSession:
+    """Start (or reuse) a SparkSession configured for scoring (UTC, Arrow, no UI, this interpreter).
+
+    An already active session is returned as is (its settings are the caller's).
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    # Workers must run this interpreter (with stageml installed), not whatever python3 is
+    # on PATH; on a cluster the caller's own setting wins.
+    for name in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"):
+        if master.startswith("local"):
+            os.environ[name] = sys.executable
+        else:
+            os.environ.setdefault(name, sys.executable)
+    return (
+        SparkSession.builder.master(master)
+        .appName("stageml-score")
+        # Without UTC, timestamps shift by the machine's time zone on the way to pandas.
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        # pandas 3 warns once per group otherwise, flooding the worker logs.
+        .config("spark.executorEnv.PYTHONWARNINGS", "ignore::FutureWarning")
+        .config("spark.executorEnv.OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+        .getOrCreate()
+    )
+
+
+def score_spark(
+    data: str | Path,
+    model: StageModel,
+    as_of: str | pd.Timestamp,
+    *,
+    out: str | Path,
+    reasons: int = 0,
+    previous: str | Path | None = None,
+    model_uri: str = "",
+    model_version: str = "",
+    master: str = "local[*]",
+    buckets: int | None = None,
+) -> dict[str, Any]:
+    """Score an export folder on Spark; write scores, rejects and a summary like the local engine.
+
+    Parameters
+    ----------
+    data
+        Export folder holding ``interactions`` (and optionally ``buyers``) as CSV or Parquet.
+        CSV is read with a header and every column as a string.
+    model
+        The trained model; broadcast to the workers once.
+    as_of
+        Score as of this instant (UTC if naive); features see interactions strictly before it.
+    out
+        Scores file (``.parquet`` or ``.csv``), written only when every bucket succeeded.
+    reasons
+        Reason codes per direction (0: none).
+    previous
+        Scores of an earlier run, for ``stage_change`` and ``inflection_trend``.
+    model_uri, model_version
+        Recorded in every score row and in the summary.
+    master
+        Spark master; ignored when a SparkSession is already active.
+    buckets
+        Number of buyer buckets; default: enough to keep ``features.partition_rows``
+        interactions per bucket, and at least the session's default parallelism.
+
+    Returns
+    -------
+    dict
+        The run summary, also written beside the output as JSON.
+
+    """
+    clock = time.perf_counter()
+    instant = normalise_as_of(as_of)
+    folder = Path(data)
+    sources = {name: p for name in SCORING_TABLES if (p := find_table(folder, name)) is not None}
+    if "interactions" not in sources:
+        raise ContractError(file=str(folder), problem="no interactions table",
+                            fix="add interactions.csv or interactions.parquet to the export folder")
+    if buckets is not None and buckets < 1:
+        raise ValueError(f"buckets must be a positive integer or None, got {buckets}")
+    out_path = Path(out)
+    rejects_path, summary_path = _sidecars(out_path)
+    prev = _previous(previous)
+
+    owned = _active() is None
+    spark = spark_session(master)
+    try:
+        tables = {name: _read_numbered(spark, path) for name, path in sources.items()}
+        total = tables["interactions"][1]
+        n = buckets or max(spark.sparkContext.defaultParallelism,
+                           math.ceil(total / model.params.features.partition_rows))
+        spark.conf.set("spark.sql.shuffle.partitions", str(n))
+        payloads = _bucket_results(
+            spark, {name: frame for name, (frame, _) in tables.items()}, n, model, instant,
+            sources={k: str(v) for k, v in sources.items()}, reasons=reasons,
+            sample_rows=max(1, _DRIFT_SAMPLE_ROWS // n),
+        )
+        parts: list[PartitionResult] = []
+        writer_state: dict[str, Any] = {}
+        with atomic_path(out_path) as tmp:
+            for result in payloads:
+                scores = result.scores
+                if prev is not None:
+                    ids = pd.Index(scores["buyer_id"], dtype="string", name="buyer_id")
+                    mine = prev.reindex(ids).dropna(subset=["stage"]).reset_index()
+                    scores = add_trends(scores, mine,
+                                        model.stages, model.params.scoring.trend_threshold)
+                scores["model_uri"] = model_uri
+                scores["model_version"] = str(model_version)
+                _append(tmp, out_path.suffix, scores, writer_state)
+                result.scores = scores.head(0)
+                parts.append(result)
+            _close(writer_state, tmp, out_path.suffix)
+    finally:
+        if owned:
+            spark.stop()
+    rejects = pd.concat([p.rejects for p in parts], ignore_index=True) if parts else pd.DataFrame(
+        columns=["table", "row", "buyer_id", "reason"])
+    write_table(rejects, rejects_path)
+    summary = _summary(parts, rejects, sources, model, instant, model_uri, model_version, n,
+                       time.perf_counter() - clock, out_path, rejects_path, engine="spark")
+    write_json(summary, summary_path)
+    return summary
+
+
+def _active() -> SparkSession | None:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
+def _read_numbered(spark: SparkSession, path: Path) -> tuple[DataFrame, int]:
+    """Read a table with its 1-based file row number in ``_source_row``; also its row count."""
+    from pyspark.sql import functions as F
+
+    if path.suffix == ".csv":
+        frame = spark.read.csv(str(path), header=True, inferSchema=False)
+    else:
+        frame = spark.read.parquet(str(path))
+    # monotonically_increasing_id = split index << 33 | position in split; the row number
+    # adds the rows of all earlier splits, counted by a first (JVM-only) pass.
+    tagged = frame.withColumn("_split", F.spark_partition_id()).withColumn(
+        "_id", F.monotonically_increasing_id())
+    counts: dict[int, int] = dict(tagged.groupBy("_split").count().collect())
+    offsets, running = {}, 0
+    for split in sorted(counts):
+        offsets[split] = running
+        running += counts[split]
+    offset = F.lit(0)
+    for split, start in offsets.items():
+        offset = F.when(F.col("_split") == split, F.lit(start)).otherwise(offset)
+    position = F.col("_id") - F.shiftleft(F.col("_split").cast("long"), 33)
+    numbered = tagged.withColumn(SOURCE_ROW, offset + position + 1).drop("_split", "_id")
+    return numbered, running
+
+
+def _bucket_results(
+    spark: SparkSession, tables: dict[str, DataFrame], n: int, model: StageModel,
+    as_of: pd.Timestamp, *, sources: dict[str, str], reasons: int, sample_rows: int,
+) -> Iterator[PartitionResult]:
+    """Run ``score_tables`` once per bucket on the workers; yield results one bucket at a time."""
+    from pyspark.sql import functions as F
+
+    blob = pickle.dumps(model)
+    key = hashlib.sha256(blob).hexdigest()
+    shared = spark.sparkContext.broadcast(blob)
+    bucketed = {
+        name: frame.withColumn(
+            BUCKET, F.pmod(F.xxhash64(F.trim(F.col("buyer_id").cast("string"))), F.lit(n)))
+        for name, frame in tables.items()
+    }
+    columns = {name: [c for c in frame.columns if c != BUCKET] for name, frame in bucketed.items()}
+    settings = {"as_of": as_of, "sources": sources, "reasons": reasons, "sample_rows": sample_rows}
+    schema = f"{BUCKET} long, payload binary"
+
+    def run(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        bucket = int(raw["interactions"][BUCKET].iloc[0]) if len(raw["interactions"]) else -1
+        if bucket < 0:
+            return pd.DataFrame({BUCKET: pd.Series([], dtype="int64"), "payload": []})
+        frames = {name: _from_spark(frame, columns[name]) for name, frame in raw.items()}
+        result = _score_bucket(frames, _model(key, shared.value), bucket=bucket, **settings)
+        return pd.DataFrame({BUCKET: [bucket], "payload": [pickle.dumps(result)]})
+
+    grouped = bucketed["interactions"].groupBy(BUCKET)
+    if "buyers" in bucketed:
+        def both(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+            return run({"interactions": left, "buyers": right})
+
+        done = grouped.cogroup(bucketed["buyers"].groupBy(BUCKET)).applyInPandas(both, schema)
+    else:
+        def alone(left: pd.DataFrame) -> pd.DataFrame:
+            return run({"interactions": left})
+
+        done = grouped.applyInPandas(alone, schema)
+    try:
+        for row in done.toLocalIterator():
+            yield pickle.loads(row["payload"])  # noqa: S301 - our own workers' output
+    finally:
+        shared.unpersist()
+
+
+def _score_bucket(
+    frames: dict[str, pd.DataFrame], model: StageModel, *, bucket: int, as_of: pd.Timestamp,
+    sources: dict[str, str], reasons: int, sample_rows: int,
+) -> PartitionResult:
+    # A bucket with interactions but no buyer rows: score without buyer attributes, as the
+    # validator would for an export without a buyers table (an empty table is an error).
+    raw = {name: frame for name, frame in frames.items() if len(frame) or name == "interactions"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return score_tables(raw, model, as_of, sources=sources, reasons=reasons,
+                            sample_rows=sample_rows, seed=bucket)
+
+
+def _from_spark(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Spark's pandas frame in the local engine's shape: contract columns, µs timestamps."""
+    out = frame.reindex(columns=columns)
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            # Arrow hands over datetime64[ns] (UTC, naive, as the session time zone is UTC).
+            out[column] = out[column].astype("datetime64[us]")
+    return out
+
+
+def _model(key: str, blob: bytes) -> StageModel:
+    if key not in _MODELS:
+        _MODELS[key] = pickle.loads(blob)  # noqa: S301 - the driver's own model
+    return _MODELS[key]
+
+
+def _previous(previous: str | Path | None) -> pd.DataFrame | None:
+    """Previous scores indexed by buyer_id (driver side; one row per buyer, a few columns)."""
+    if previous is None:
+        return None
+    path = Path(previous)
+    if not path.is_file():
+        raise ContractError(
+            file=str(path), problem="the previous scores file does not exist",
+            fix="pass the output of an earlier 'stageml score' run, or drop --previous")
+    columns = ["buyer_id", "stage", "inflection_probability"]
+    if path.suffix == ".csv":
+        frame = pd.read_csv(path, usecols=columns, dtype={"buyer_id": "string", "stage": "string"})
+    else:
+        frame = pd.read_parquet(path, columns=columns)
+    frame["buyer_id"] = frame["buyer_id"].astype("string").str.strip()
+    return frame.set_index("buyer_id")

@@ -1,0 +1,142 @@
+"""The Spark engine scores like the local engine and loses no buyer (one local[2] session)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stageml.errors import ContractError
+from stageml.score import score_local
+from stageml.simulate import simulate
+from stageml.train import TrainingResult
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+if importlib.util.find_spec("pyspark") is None:
+    pytest.skip("pyspark is not installed (pip install pyspark)", allow_module_level=True)
+if shutil.which("java") is None:
+    pytest.skip("no 'java' on PATH: Spark needs a Java 17+ runtime", allow_module_level=True)
+
+from stageml.spark_engine import score_spark, spark_session  # noqa: E402
+
+AS_OF = pd.Timestamp("2026-03-01")
+KEY = ["table", "buyer_id", "reason"]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[object]:
+    session = spark_session("local[2]", shuffle_partitions=3)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def dirty_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 simulated buyers as CSV, plus the bad rows a real CRM export holds."""
+    sim = simulate(300, seed=23)
+    interactions = sim.interactions.astype({"occurred_at": "string"})
+    good = interactions.iloc[0].to_dict()
+    bad = [
+        {**good, "buyer_id": None},                                   # null buyer_id
+        {**good, "occurred_at": "not a date"},                        # unparseable timestamp
+        interactions.iloc[5].to_dict(),                               # exact duplicate
+        {**good, "buyer_id": "ZZ-ALL-BAD", "occurred_at": "yesterday"},  # only invalid rows
+        {**good, "buyer_id": "ZZ-ALL-BAD", "occurred_at": "31/31/2025"},
+        {**good, "buyer_id": "ZZ-LATE", "occurred_at": "2026-05-01 10:00:00"},  # only after as-of
+        {**good, "buyer_id": f"  {good['buyer_id']} "},               # padded id: same buyer
+    ]
+    rows = pd.concat([interactions, pd.DataFrame(bad)], ignore_index=True)
+    folder = tmp_path_factory.mktemp("dirty")
+    rows.to_csv(folder / "interactions.csv", index=False)
+    sim.buyers.to_csv(folder / "buyers.csv", index=False)
+    return folder
+
+
+def _outputs(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    scores = pd.read_parquet(out).sort_values("buyer_id", ignore_index=True)
+    rejects = pd.read_csv(out.with_name(out.stem + "_rejects.csv"), dtype={"buyer_id": "string"})
+    return scores, rejects
+
+
+def _reject_set(rejects: pd.DataFrame) -> set[tuple[str, ...]]:
+    return set(map(tuple, rejects[[*KEY, "row"]].astype("string").fillna("").to_numpy()))
+
+
+@pytest.mark.usefixtures("spark")
+def test_spark_matches_local_and_loses_no_buyer(
+    dirty_dir: Path, trained: TrainingResult, tmp_path: Path
+) -> None:
+    model = trained.model
+    local_summary = score_local(dirty_dir, model, AS_OF, out=tmp_path / "local.parquet")
+    summary = score_spark(dirty_dir, model, AS_OF, out=tmp_path / "spark.parquet", buckets=3,
+                          model_uri="models:/m/1", model_version="1")
+    local, local_rejects = _outputs(tmp_path / "local.parquet")
+    spark, spark_rejects = _outputs(tmp_path / "spark.parquet")
+
+    # (1) Same buyers, stages and probabilities; same rejects, with the same file rows.
+    assert list(spark["buyer_id"]) == list(local["buyer_id"])
+    assert list(spark["stage"]) == list(local["stage"])
+    probabilities = [c for c in local.columns if c.startswith("p_")] + ["inflection_probability"]
+    pd.testing.assert_frame_equal(spark[probabilities], local[probabilities], rtol=0, atol=1e-9)
+    assert set(spark.columns) == set(local.columns)
+    assert (spark["model_uri"] == "models:/m/1").all()
+    assert _reject_set(spark_rejects) == _reject_set(local_rejects)
+    for key in ("input_rows", "rejected_rows", "input_buyers", "scored_buyers", "rejected_buyers"):
+        assert summary[key] == local_summary[key], key
+    assert summary["engine"] == "spark"
+
+    # (2) Nothing lost: every input buyer is scored once or rejected once, with a reason.
+    raw = pd.read_csv(dirty_dir / "interactions.csv", dtype={"buyer_id": "string"})
+    inputs = set(raw["buyer_id"].str.strip().dropna())
+    buyer_rejects = spark_rejects[spark_rejects["table"] == "buyer"]
+    assert spark["buyer_id"].is_unique and buyer_rejects["buyer_id"].is_unique
+    assert set(spark["buyer_id"]).isdisjoint(buyer_rejects["buyer_id"])
+    assert set(spark["buyer_id"]) | set(buyer_rejects["buyer_id"]) == inputs
+    assert buyer_rejects["reason"].notna().all()
+    reasons = dict(zip(buyer_rejects["buyer_id"], buyer_rejects["reason"], strict=True))
+    assert reasons["ZZ-ALL-BAD"] == "all_interaction_rows_rejected"
+    assert reasons["ZZ-LATE"] == "no_interaction_before_as_of"
+    assert summary["input_buyers"] == len(inputs) == len(spark) + len(buyer_rejects)
+
+
+@pytest.mark.usefixtures("spark")
+def test_spark_parquet_trends_and_atomic_output(
+    export_dir: Path, trained: TrainingResult, tmp_path: Path
+) -> None:
+    model = trained.model
+    first = tmp_path / "first.parquet"
+    score_local(export_dir, model, AS_OF, out=first)
+    score_local(export_dir, model, AS_OF + pd.Timedelta(days=30), out=tmp_path / "local.parquet",
+                previous=first)
+    score_spark(export_dir, model, AS_OF + pd.Timedelta(days=30), out=tmp_path / "spark.parquet",
+                previous=first)
+    local, _ = _outputs(tmp_path / "local.parquet")
+    spark, _ = _outputs(tmp_path / "spark.parquet")
+    columns = ["buyer_id", "stage", "stage_change", "inflection_trend"]
+    pd.testing.assert_frame_equal(spark[columns], local[columns], check_dtype=False)
+    pd.testing.assert_series_equal(spark["p_" + model.stages[0]], local["p_" + model.stages[0]],
+                                   rtol=0, atol=1e-9)
+
+    # A failing bucket (the model breaks on the workers) leaves no scores file behind.
+    broken = tmp_path / "broken.parquet"
+    with pytest.raises(Exception, match="predict_proba"):  # noqa: B017 - Spark wraps it
+        score_spark(export_dir, replace(model, stage_model=None), AS_OF, out=broken)
+    assert not broken.exists()
+
+
+def test_spark_input_errors_name_the_fix(export_dir: Path, tmp_path: Path) -> None:
+    # Raised on the driver before any SparkSession starts.
+    model = object()
+    with pytest.raises(ContractError, match="no interactions table"):
+        score_spark(tmp_path, model, AS_OF, out=tmp_path / "s.parquet")  # type: ignore[arg-type]
+    with pytest.raises(ContractError, match="previous scores file does not exist"):
+        score_spark(export_dir, model, AS_OF, out=tmp_path / "s.parquet",  # type: ignore[arg-type]
+                    previous=tmp_path / "missing.parquet")
+    with pytest.raises(ValueError, match="buckets must be a positive integer"):
+        score_spark(export_dir, model, AS_OF, out=tmp_path / "s.parquet", buckets=0)  # type: ignore[arg-type]
