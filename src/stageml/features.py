@@ -6,12 +6,13 @@ belongs to the future of t. A trailing window ``w`` covers ``[t - w, t)``. A buy
 at t only if it has at least one interaction before t.
 
 How it stays exact and fast: every feature is a function of a buyer's *running state*
-(cumulative counts, last times, running maxima) at a handful of instants (t, t - w for each
-window, t - 2·trend window). Events are first rolled up into time buckets whose width g
-divides every window and every as-of offset from the epoch (so no bucket straddles a
-boundary, which keeps results exact), the running state is taken over buckets, and an
-ASOF join reads the state at each instant. That is one pass over the interactions for the
-rich features (per-activity recency, gaps, sequences) with no per-buyer Python loop.
+(cumulative counts, last times, running maxima) at a handful of lookup instants (t, t - w
+for each window, t - 2·trend window). Events are rolled up into buckets that end at the
+next lookup instant after them, so no bucket straddles a lookup (which keeps results
+exact) and a buyer has at most one bucket per lookup instant; the running state is taken
+over buckets and an ASOF join reads it at each instant. Events after the last lookup
+instant are never read. That is one pass over the interactions for the rich features
+(per-activity recency, gaps, sequences) with no per-buyer Python loop.
 Buyers are processed in hash partitions so memory follows the partition, not the export.
 """
 
@@ -88,16 +89,6 @@ def categorical_columns(vocabulary: Vocabulary, config: FeatureConfig) -> list[s
     return cats
 
 
-def bucket_width_us(as_of: Sequence[pd.Timestamp], config: FeatureConfig) -> int:
-    """Largest bucket width (µs) that divides every window and every as-of epoch offset."""
-    width = 0
-    for window in (*config.windows, config.trend_window):
-        width = math.gcd(width, int(window.value // 1000))
-    for stamp in as_of:
-        width = math.gcd(width, int(pd.Timestamp(stamp).value // 1000))
-    return max(width, 1)
-
-
 def _sql_events(vocabulary: Vocabulary, last_k: int, partition: str) -> str:
     n_act = len(vocabulary.activities)
     n_chan = len(vocabulary.channels)
@@ -117,7 +108,7 @@ def _sql_events(vocabulary: Vocabulary, last_k: int, partition: str) -> str:
         FROM src i
         LEFT JOIN vocab_act va ON i.activity = va.name
         LEFT JOIN vocab_chan vc ON i.channel = vc.name
-        WHERE {partition}
+        WHERE {partition} AND i.occurred_at < (SELECT max(t) FROM lookup_points)
     )
     SELECT buyer_id, occurred_at, act, chan, dir,
            row_number() OVER w AS seq,
@@ -133,7 +124,7 @@ def _sql_events(vocabulary: Vocabulary, last_k: int, partition: str) -> str:
     """
 
 
-def _sql_state(vocabulary: Vocabulary, last_k: int, width_us: int) -> str:
+def _sql_state(vocabulary: Vocabulary, last_k: int) -> str:
     counters = _counters(vocabulary)
     n_slugs = vocabulary.activity_slugs()
     bucket_aggs = [f"count(*) FILTER (WHERE {c.predicate}) AS c_{c.name}" for c in counters]
@@ -152,12 +143,14 @@ def _sql_state(vocabulary: Vocabulary, last_k: int, width_us: int) -> str:
     running += ["last_at", "gap_last_us"] + [f"last{k}" for k in range(1, last_k + 1)]
     return f"""
     CREATE OR REPLACE TEMP TABLE st AS
-    WITH bk AS (
-        SELECT buyer_id,
-               make_timestamp((CAST(floor(epoch_us(occurred_at) / {width_us}) AS BIGINT) + 1)
-                              * {width_us}) AS bucket_end,
-               {", ".join(bucket_aggs)}
-        FROM ev GROUP BY ALL
+    WITH bucketed AS (
+        -- The bucket of an event ends at the first lookup instant strictly after it.
+        SELECT ev.*, l.t AS bucket_end
+        FROM ev ASOF JOIN lookup_points l ON ev.occurred_at < l.t
+    ),
+    bk AS (
+        SELECT buyer_id, bucket_end, {", ".join(bucket_aggs)}
+        FROM bucketed GROUP BY buyer_id, bucket_end
     )
     SELECT buyer_id, bucket_end, {", ".join(running)}
     FROM bk
@@ -166,21 +159,43 @@ def _sql_state(vocabulary: Vocabulary, last_k: int, width_us: int) -> str:
     """
 
 
+def _offsets(config: FeatureConfig) -> dict[str, pd.Timedelta]:
+    """Instants whose state is read: t - w per window, and t - 2·trend for the trend base."""
+    offsets = {f"w{name}": w for name, w in _windows(config).items()}
+    offsets["trend"] = config.trend_window
+    offsets["trend2"] = 2 * config.trend_window
+    return offsets
+
+
+def _lookup_frame(points: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+    stamps = [points["as_of"]] + [points["as_of"] - off for off in _offsets(config).values()]
+    unique = pd.concat(stamps, ignore_index=True).drop_duplicates().sort_values()
+    return pd.DataFrame({"t": unique.astype("datetime64[us]").to_numpy()})
+
+
 def _sql_features(vocabulary: Vocabulary, config: FeatureConfig) -> str:
     windows = _windows(config)
     trend = format_duration(config.trend_window)
-    # Instants whose state is read: t, t - w per window, and t - 2·trend for the trend base.
-    offsets = {f"w{name}": w for name, w in windows.items()}
-    offsets["trend"] = config.trend_window
-    offsets["trend2"] = 2 * config.trend_window
+    offsets = _offsets(config)
     points_cols = ", ".join(
         f"a.as_of - to_microseconds({int(off.value // 1000)}) AS t_{key}"
         for key, off in offsets.items()
     )
-    joins = "\n".join(
-        f"ASOF LEFT JOIN st s_{key} ON p.buyer_id = s_{key}.buyer_id "
-        f"AND s_{key}.bucket_end <= p.t_{key}"
+    # ASOF joins only find *which* bucket holds the state at each instant (narrow rows);
+    # the wide state is then fetched by plain hash joins. Chaining wide ASOF joins made
+    # DuckDB re-sort ever wider rows and cost 10x the time and memory.
+    locate = "\n".join(
+        f"ASOF LEFT JOIN (SELECT buyer_id, bucket_end FROM st) a_{key} "
+        f"ON p.buyer_id = a_{key}.buyer_id AND a_{key}.bucket_end <= p.t_{key}"
         for key in offsets
+    )
+    located = ", ".join(f"a_{key}.bucket_end AS b_{key}" for key in offsets)
+    windowed = [f"c_{c.name}" for c in _counters(vocabulary) if _windowed(c.name)]
+    needed = {key: (["c_n"] if key.startswith("trend") else windowed) for key in offsets}
+    joins = "\n".join(
+        f"LEFT JOIN (SELECT buyer_id, bucket_end, {', '.join(cols)} FROM st) s_{key} "
+        f"ON s_{key}.buyer_id = p.buyer_id AND s_{key}.bucket_end = p.b_{key}"
+        for key, cols in needed.items()
     )
 
     def between(counter: str, key: str) -> str:
@@ -222,10 +237,17 @@ def _sql_features(vocabulary: Vocabulary, config: FeatureConfig) -> str:
     points AS (
         SELECT f.buyer_id, a.as_of, {points_cols}
         FROM first_seen f JOIN as_of_points a ON f.first_at < a.as_of
+    ),
+    located AS (
+        SELECT p.buyer_id, p.as_of, a0.bucket_end AS b0, {located}
+        FROM points p
+        ASOF JOIN (SELECT buyer_id, bucket_end FROM st) a0
+            ON p.buyer_id = a0.buyer_id AND a0.bucket_end <= p.as_of
+        {locate}
     )
     SELECT p.buyer_id, p.as_of, {", ".join(out)}
-    FROM points p
-    ASOF JOIN st s0 ON p.buyer_id = s0.buyer_id AND s0.bucket_end <= p.as_of
+    FROM located p
+    JOIN st s0 ON s0.buyer_id = p.buyer_id AND s0.bucket_end = p.b0
     {joins}
     """
 
@@ -290,19 +312,19 @@ def build_features(
         return _typed(pd.DataFrame(columns=[*KEYS, *columns]), vocabulary, config, buyers)
     warn_unseen(interactions, vocabulary)
     src = _source_frame(interactions)
-    width = bucket_width_us(points["as_of"], config)
     n_parts = max(1, math.ceil(len(src) / config.partition_rows))
     con = _connect(threads)
     try:
         con.register("src", src)
         con.register("as_of_points", points)
+        con.register("lookup_points", _lookup_frame(points, config))
         con.register("vocab_act", _codes(vocabulary.activities))
         con.register("vocab_chan", _codes(vocabulary.channels))
         parts = []
         for part in range(n_parts):
             where = "TRUE" if n_parts == 1 else f"hash(i.buyer_id) % {n_parts} = {part}"
             con.execute(_sql_events(vocabulary, config.last_activities, where))
-            con.execute(_sql_state(vocabulary, config.last_activities, width))
+            con.execute(_sql_state(vocabulary, config.last_activities))
             parts.append(con.execute(_sql_features(vocabulary, config)).df())
             if progress is not None:
                 progress(part + 1, n_parts)
