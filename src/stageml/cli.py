@@ -204,6 +204,14 @@ def train_command(
     uri = resolve_tracking_uri(tracking_uri)
     registered = log_training(result, export, tracking_uri=uri, experiment=experiment)
     console.print(metrics_table(result.metrics, settings.stages))
+    rate = result.data_description["stage_change_coincidence_rate"]
+    if rate > 0.5:
+        err_console.print(
+            f"[yellow]note:[/] {rate:.0%} of recorded stage changes happen at the instant of one of "
+            "the buyer's own interactions: the current stage is readable from the history, so "
+            "judge this model by inflection.can_advance.* rather than the stage metrics.",
+            highlight=False,
+        )
     if metrics_out is not None:
         write_json({"metrics": result.metrics, "data": result.data_description}, metrics_out)
     if report_out is not None:

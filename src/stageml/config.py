@@ -42,7 +42,7 @@ class FeatureConfig(_Section):
     last_activities: int = Field(default=3, ge=0)
     # Buyers are processed in hash partitions of about this many interactions each, so
     # peak memory follows the partition size and not the export size.
-    partition_rows: int = Field(default=4_000_000, ge=1000)
+    partition_rows: int = Field(default=1_000_000, ge=1000)
 
     @field_validator("windows")
     @classmethod

@@ -50,6 +50,7 @@ from stageml.durations import format_duration, parse_duration
 from stageml.errors import ConfigError, ContractError, StageMLError
 from stageml.io import SUFFIXES, TABLES, atomic_path, write_table
 from stageml.snapshots import snapshot_dates
+from stageml.labels import coincidence_rate
 from stageml.validate import Export, load_export
 
 REJECTS_FILE = "import_rejects.csv"
@@ -742,24 +743,6 @@ def import_export(
         sources=reports, rejects=rejects_path, params=params_path,
         coincidence_rate=coincidence_rate(export), mapping_doc=importer.doc,
     )
-
-
-def coincidence_rate(export: Export) -> float:
-    """Share of recorded stage changes at the same instant as one of the buyer's interactions.
-
-    Near 1 means the stage history is written from the interaction log itself: the
-    current stage can be read off the history, and the open question is the inflection.
-    NaN when the export has no stage history.
-    """
-    history = export.stage_history
-    if history is None or history.empty:
-        return math.nan
-    seen = export.interactions[["buyer_id", "occurred_at"]].drop_duplicates()
-    matched = history.merge(
-        seen, left_on=["buyer_id", "entered_at"], right_on=["buyer_id", "occurred_at"],
-        how="left", indicator=True,
-    )
-    return float((matched["_merge"] == "both").mean())
 
 
 __doc__ = "\n".join([__doc__ or "", TAOBAO_DOC, OLIST_DOC, MAVEN_DOC])

@@ -22,6 +22,7 @@ from stageml.drift import fit_reference
 from stageml.errors import StageMLError
 from stageml.estimators import CalibratedLGBM
 from stageml.features import feature_columns
+from stageml.labels import coincidence_rate
 from stageml.metrics import (
     inflection_metrics,
     reliability_curve,
@@ -264,5 +265,8 @@ def describe_data(
         "stage_balance": {k: int(v) for k, v in stage_counts.items()},
         "inflection_positive_rate": float(snaps["inflection"].dropna().astype(float).mean()),
         "inflection_censored_or_unlabeled_share": float(snaps["inflection"].isna().mean()),
+        # Near 1: the CRM writes stage changes from the interaction log itself, so the
+        # current stage is readable from history; the real question is the inflection.
+        "stage_change_coincidence_rate": coincidence_rate(export),
     }
     return described
