@@ -15,6 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from stageml.durations import format_duration
 from stageml.tables import CANDIDATES, HEADERS, ROWS, metric_key
 from stageml.train import TrainingResult
 
@@ -73,8 +74,8 @@ def render_report(result: TrainingResult, figures: Mapping[str, Figure], *, titl
     )
     settings = {
         "stages": " → ".join(params.stages),
-        "horizon": str(params.labels.horizon),
-        "label delay": str(params.labels.label_delay),
+        "horizon": format_duration(params.labels.horizon),
+        "label delay": format_duration(params.labels.label_delay) if params.labels.label_delay else "0",
         "calibration": params.train.calibration,
         "class weight": str(params.train.class_weight),
         "features": len(model.feature_names),
@@ -85,7 +86,7 @@ def render_report(result: TrainingResult, figures: Mapping[str, Figure], *, titl
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p class="sub">Stage model and {html.escape(str(params.labels.horizon))} inflection model; all figures on the test
+<p class="sub">Stage model and {format_duration(params.labels.horizon)} inflection model; all figures on the test
 period, which is later in time than training and calibration.</p>
 <h2>Metrics vs baselines</h2>
 <p>Best value per metric in bold. "uncalibrated" is the same model before isotonic calibration.</p>
