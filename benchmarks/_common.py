@@ -63,9 +63,13 @@ def run_child(
         deadline = time.monotonic() + timeout
         while child.poll() is None:
             polled = max(polled, _rss_mb(child.pid))
-            stop = (f"timed out after {timeout:,.0f} s" if time.monotonic() > deadline
-                    else f"stopped when its RSS passed {max_rss_mb:,.0f} MB"
-                    if max_rss_mb and polled > max_rss_mb else None)
+            stop = (
+                f"timed out after {timeout:,.0f} s"
+                if time.monotonic() > deadline
+                else f"stopped when its RSS passed {max_rss_mb:,.0f} MB"
+                if max_rss_mb and polled > max_rss_mb
+                else None
+            )
             if stop:
                 child.kill()
                 child.wait()
@@ -76,7 +80,7 @@ def run_child(
         stdout, stderr = out.read(), err.read()
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX):])
+            result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
             return {**result, "polled_peak_rss_mb": polled}
     code = child.returncode
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
@@ -104,7 +108,8 @@ def markdown_table(
     """A GitHub-flavoured Markdown table; the ``numeric`` column positions right-aligned."""
     right = set(numeric)
     lines = ["| " + " | ".join(columns) + " |"]
-    lines.append("| " + " | ".join("---:" if i in right else "---" for i in range(len(columns)))
-                 + " |")
+    lines.append(
+        "| " + " | ".join("---:" if i in right else "---" for i in range(len(columns))) + " |"
+    )
     lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in rows]
     return "\n".join(lines)

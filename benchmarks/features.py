@@ -92,15 +92,17 @@ def pandas_features(
     acts, chans = list(vocabulary.activities), list(vocabulary.channels)
     act_slugs, chan_slugs = vocabulary.activity_slugs(), vocabulary.channel_slugs()
     buyer_codes, buyer_ids = pd.factorize(interactions["buyer_id"], sort=True)
-    ev = pd.DataFrame({
-        "buyer": buyer_codes,
-        "t": interactions["occurred_at"].astype("datetime64[us]").to_numpy().view("int64"),
-        "act": _codes(interactions["activity"], acts),
-        "chan": _codes(interactions["channel"], chans),
-        "dir": interactions["direction"].str.lower().map({"inbound": 0, "outbound": 1}),
-        "activity": interactions["activity"],
-        "channel": interactions["channel"],
-    })
+    ev = pd.DataFrame(
+        {
+            "buyer": buyer_codes,
+            "t": interactions["occurred_at"].astype("datetime64[us]").to_numpy().view("int64"),
+            "act": _codes(interactions["activity"], acts),
+            "chan": _codes(interactions["channel"], chans),
+            "dir": interactions["direction"].str.lower().map({"inbound": 0, "outbound": 1}),
+            "activity": interactions["activity"],
+            "channel": interactions["channel"],
+        }
+    )
     # The engine's tie order for events at the same instant (matters for gaps and last-k).
     ev = ev.sort_values(["buyer", "t", "act", "chan", "dir", "activity"], ignore_index=True)
     ev["gap"] = ev["t"].diff().where(ev["buyer"].eq(ev["buyer"].shift()))
@@ -152,8 +154,9 @@ def pandas_features(
         out["days_since_first"] = tenure
         latest = past.groupby(["buyer", "act"])["t"].max().unstack()
         latest = latest.reindex(index=index, columns=range(len(act_slugs)))
-        out |= {f"days_since_act_{s}": (t - latest[i]) / US_PER_DAY
-                for i, s in enumerate(act_slugs)}
+        out |= {
+            f"days_since_act_{s}": (t - latest[i]) / US_PER_DAY for i, s in enumerate(act_slugs)
+        }
         out["gap_mean_days"] = grouped["gap"].mean() / US_PER_DAY
         out["gap_max_days"] = grouped["gap"].max() / US_PER_DAY
         out["gap_last_days"] = grouped["gap"].last() / US_PER_DAY
@@ -294,30 +297,40 @@ def featuretools_job(
     )
 
     acts, chans = [*vocabulary.activities, OTHER], [*vocabulary.channels, OTHER]
-    ev = pd.DataFrame({
-        "buyer_id": interactions["buyer_id"].astype(str),
-        "occurred_at": interactions["occurred_at"].astype("datetime64[ns]"),
-        "act": pd.Categorical.from_codes(_codes(interactions["activity"], acts[:-1]), acts),
-        "chan": pd.Categorical.from_codes(_codes(interactions["channel"], chans[:-1]), chans),
-        "direction": interactions["direction"].str.lower().astype(object),
-        "activity": interactions["activity"].astype(object),
-        "channel": interactions["channel"].astype(object),
-    })
-    ev = ev.sort_values(["buyer_id", "occurred_at", "act", "chan", "direction", "activity"],
-                        ignore_index=True)
+    ev = pd.DataFrame(
+        {
+            "buyer_id": interactions["buyer_id"].astype(str),
+            "occurred_at": interactions["occurred_at"].astype("datetime64[ns]"),
+            "act": pd.Categorical.from_codes(_codes(interactions["activity"], acts[:-1]), acts),
+            "chan": pd.Categorical.from_codes(_codes(interactions["channel"], chans[:-1]), chans),
+            "direction": interactions["direction"].str.lower().astype(object),
+            "activity": interactions["activity"].astype(object),
+            "channel": interactions["channel"].astype(object),
+        }
+    )
+    ev = ev.sort_values(
+        ["buyer_id", "occurred_at", "act", "chan", "direction", "activity"], ignore_index=True
+    )
     first_seen = ev.groupby("buyer_id")["occurred_at"].min()
     cutoff = pd.concat(
         pd.DataFrame({"buyer_id": first_seen.index[first_seen < t], "time": pd.Timestamp(t)})
         for t in sorted(set(as_of))
     )
     es = ft.EntitySet("export")
-    es.add_dataframe(dataframe_name="buyers", index="buyer_id",
-                     dataframe=pd.DataFrame({"buyer_id": first_seen.index}))
     es.add_dataframe(
-        dataframe_name="interactions", dataframe=ev, index="event_id", make_index=True,
+        dataframe_name="buyers",
+        index="buyer_id",
+        dataframe=pd.DataFrame({"buyer_id": first_seen.index}),
+    )
+    es.add_dataframe(
+        dataframe_name="interactions",
+        dataframe=ev,
+        index="event_id",
+        make_index=True,
         time_index="occurred_at",
-        logical_types={c: "Categorical" for c in ("act", "chan", "direction", "activity",
-                                                  "channel")},
+        logical_types={
+            c: "Categorical" for c in ("act", "chan", "direction", "activity", "channel")
+        },
     )
     es.add_relationship("buyers", "buyer_id", "interactions", "buyer_id")
     es.add_last_time_indexes()
@@ -332,12 +345,18 @@ def featuretools_job(
 
     def counts(span: str) -> dict[str, Any]:
         out = {f"n_{span}": agg(event_id, Count)}
-        out |= {f"act_{s}_{span}": agg(event_id, Count, column("act") == a)
-                for s, a in zip(vocabulary.activity_slugs(), acts, strict=True)}
-        out |= {f"chan_{s}_{span}": agg(event_id, Count, column("chan") == c)
-                for s, c in zip(vocabulary.channel_slugs(), chans, strict=True)}
-        out |= {f"dir_{d}_{span}": agg(event_id, Count, column("direction") == d)
-                for d in ("inbound", "outbound")}
+        out |= {
+            f"act_{s}_{span}": agg(event_id, Count, column("act") == a)
+            for s, a in zip(vocabulary.activity_slugs(), acts, strict=True)
+        }
+        out |= {
+            f"chan_{s}_{span}": agg(event_id, Count, column("chan") == c)
+            for s, c in zip(vocabulary.channel_slugs(), chans, strict=True)
+        }
+        out |= {
+            f"dir_{d}_{span}": agg(event_id, Count, column("direction") == d)
+            for d in ("inbound", "outbound")
+        }
         # Calendar days with an event: stageml counts 24-hour periods from the first event.
         out[f"active_days_{span}"] = agg(column("occurred_at"), NUniqueDays)
         return out
@@ -353,16 +372,21 @@ def featuretools_job(
         "distinct_channels_all": agg(column("channel"), NumUnique),
         "days_since_last": agg(column("occurred_at"), TimeSinceLast),
         "days_since_first": agg(column("occurred_at"), TimeSinceFirst),
-        "gap_mean_days": agg(gap, Mean), "gap_max_days": agg(gap, Max),
-        "gap_last_days": agg(gap, Last), "last_activity_1": agg(column("act"), Last),
+        "gap_mean_days": agg(gap, Mean),
+        "gap_max_days": agg(gap, Max),
+        "gap_last_days": agg(gap, Last),
+        "last_activity_1": agg(column("act"), Last),
     }
     everything |= {
         f"days_since_act_{s}": agg(column("occurred_at"), TimeSinceLast, column("act") == a)
         for s, a in zip(vocabulary.activity_slugs(), acts, strict=True)
     }
     for k in range(2, config.last_activities + 1):
-        lagged = ft.Feature([column("act"), column("occurred_at")], groupby=column("buyer_id"),
-                            primitive=Lag(periods=k - 1))
+        lagged = ft.Feature(
+            [column("act"), column("occurred_at")],
+            groupby=column("buyer_id"),
+            primitive=Lag(periods=k - 1),
+        )
         everything[f"last_activity_{k}"] = agg(lagged, Last)
     features[None] = everything
     return FeaturetoolsJob(ft, es, cutoff, features)
@@ -375,8 +399,12 @@ def run_featuretools(
     parts = []
     for window, named in job.features.items():
         matrix = job.ft.calculate_feature_matrix(
-            list(named.values()), job.entityset, cutoff_time=job.cutoff,
-            training_window=window, include_cutoff_time=False, cutoff_time_in_index=True,
+            list(named.values()),
+            job.entityset,
+            cutoff_time=job.cutoff,
+            training_window=window,
+            include_cutoff_time=False,
+            cutoff_time_in_index=True,
         )
         matrix.columns = list(named)
         parts.append(matrix)
@@ -394,7 +422,8 @@ def run_featuretools(
         n_w = out[f"n_{span}"]
         out[f"inbound_share_{span}"] = out[f"dir_inbound_{span}"] / n_w.where(n_w > 0)
         out[f"intensity_{span}"] = (n_w / days) / (
-            out["n_all"] / out["days_since_first"].clip(lower=days))
+            out["n_all"] / out["days_since_first"].clip(lower=days)
+        )
     for k in range(1, config.last_activities + 1):
         out[f"last_activity_{k}"] = wide[f"last_activity_{k}"].astype("category")
     out = out.rename_axis(list(KEYS)).reset_index()
@@ -415,9 +444,13 @@ def load_vocabulary(path: Path) -> Vocabulary:
     return Vocabulary.from_dict(json.loads(path.read_text()))
 
 
-def compute(engine: str, interactions: pd.DataFrame, as_of: list[pd.Timestamp],
-            vocabulary: Vocabulary, config: FeatureConfig = CONFIG,
-            ) -> tuple[pd.DataFrame, float, float]:
+def compute(
+    engine: str,
+    interactions: pd.DataFrame,
+    as_of: list[pd.Timestamp],
+    vocabulary: Vocabulary,
+    config: FeatureConfig = CONFIG,
+) -> tuple[pd.DataFrame, float, float]:
     """Run one engine; returns (features, untimed setup seconds, timed wall seconds)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -428,8 +461,9 @@ def compute(engine: str, interactions: pd.DataFrame, as_of: list[pd.Timestamp],
             start = time.perf_counter()
             return run_featuretools(job, vocabulary, config), setup, time.perf_counter() - start
         runners: dict[str, Callable[[], pd.DataFrame]] = {
-            "stageml": lambda: build_features(interactions, as_of, vocabulary=vocabulary,
-                                              config=config),
+            "stageml": lambda: build_features(
+                interactions, as_of, vocabulary=vocabulary, config=config
+            ),
             "pandas": lambda: pandas_features(interactions, as_of, vocabulary, config),
             "reference": lambda: _reference(interactions, as_of, vocabulary, config),
         }
@@ -437,8 +471,12 @@ def compute(engine: str, interactions: pd.DataFrame, as_of: list[pd.Timestamp],
         return frame, 0.0, time.perf_counter() - start
 
 
-def _reference(interactions: pd.DataFrame, as_of: list[pd.Timestamp],
-               vocabulary: Vocabulary, config: FeatureConfig) -> pd.DataFrame:
+def _reference(
+    interactions: pd.DataFrame,
+    as_of: list[pd.Timestamp],
+    vocabulary: Vocabulary,
+    config: FeatureConfig,
+) -> pd.DataFrame:
     from reference_features import reference_features
 
     return reference_features(interactions, as_of, vocabulary, config)
@@ -459,22 +497,35 @@ def child_main(args: argparse.Namespace) -> None:
         emit_result(phases(interactions, as_of, vocabulary, config))
         return
     frame, setup, wall = compute(args.child, interactions, as_of, vocabulary, config)
-    emit_result({
-        "engine": args.child, "partition_rows": config.partition_rows,
-        "interactions": len(interactions), "buyers": int(interactions["buyer_id"].nunique()),
-        "as_of": len(as_of), "rows": len(frame), "wall_s": wall, "setup_s": setup,
-        "read_s": read_s, "output_mb": frame.memory_usage(deep=True).sum() / 1e6,
-        "input_mb": interactions.memory_usage(deep=True).sum() / 1e6,
-        "peak_rss_mb": peak_rss_mb(), "load_1min": [load_before, os.getloadavg()[0]],
-    })
+    emit_result(
+        {
+            "engine": args.child,
+            "partition_rows": config.partition_rows,
+            "interactions": len(interactions),
+            "buyers": int(interactions["buyer_id"].nunique()),
+            "as_of": len(as_of),
+            "rows": len(frame),
+            "wall_s": wall,
+            "setup_s": setup,
+            "read_s": read_s,
+            "output_mb": frame.memory_usage(deep=True).sum() / 1e6,
+            "input_mb": interactions.memory_usage(deep=True).sum() / 1e6,
+            "peak_rss_mb": peak_rss_mb(),
+            "load_1min": [load_before, os.getloadavg()[0]],
+        }
+    )
 
 
-def check(interactions: pd.DataFrame, as_of: list[pd.Timestamp],
-          vocabulary: Vocabulary) -> dict[str, Any]:
+def check(
+    interactions: pd.DataFrame, as_of: list[pd.Timestamp], vocabulary: Vocabulary
+) -> dict[str, Any]:
     """Compare every engine with stageml on the same data, column by column."""
     expected, _, _ = compute("stageml", interactions, as_of, vocabulary)
-    report: dict[str, Any] = {"interactions": len(interactions), "as_of": len(as_of),
-                              "rows": len(expected)}
+    report: dict[str, Any] = {
+        "interactions": len(interactions),
+        "as_of": len(as_of),
+        "rows": len(expected),
+    }
     for engine in ENGINES[1:]:
         try:
             got, _, _ = compute(engine, interactions, as_of, vocabulary)
@@ -487,14 +538,16 @@ def check(interactions: pd.DataFrame, as_of: list[pd.Timestamp],
 
 def compare(expected: pd.DataFrame, got: pd.DataFrame) -> dict[str, Any]:
     """Columns that differ from ``expected`` (numbers within 1e-9 relative), with counts."""
-    got = got.assign(buyer_id=got["buyer_id"].astype(str),
-                     as_of=pd.to_datetime(got["as_of"]).astype("datetime64[us]"))
+    got = got.assign(
+        buyer_id=got["buyer_id"].astype(str),
+        as_of=pd.to_datetime(got["as_of"]).astype("datetime64[us]"),
+    )
     got = got.sort_values(list(KEYS), ignore_index=True)
     keys = expected[list(KEYS)].assign(buyer_id=expected["buyer_id"].astype(str))
     if len(expected) != len(got) or not keys.equals(got[list(KEYS)]):
         return {"rows_match": False, "rows": len(got)}
     differing = {}
-    for col in expected.columns[len(KEYS):]:
+    for col in expected.columns[len(KEYS) :]:
         a, b = expected[col], got[col]
         if isinstance(a.dtype, pd.CategoricalDtype):
             same = np.asarray((a.astype(object) == b.astype(object)) | (a.isna() & b.isna()))
@@ -503,12 +556,19 @@ def compare(expected: pd.DataFrame, got: pd.DataFrame) -> dict[str, Any]:
             same = np.isclose(x, y, rtol=1e-9, atol=1e-9) | (np.isnan(x) & np.isnan(y))
         if not same.all():
             differing[col] = int((~same).sum())
-    return {"rows_match": True, "columns": len(expected.columns) - len(KEYS),
-            "differing": differing}
+    return {
+        "rows_match": True,
+        "columns": len(expected.columns) - len(KEYS),
+        "differing": differing,
+    }
 
 
-def phases(interactions: pd.DataFrame, as_of: list[pd.Timestamp], vocabulary: Vocabulary,
-           config: FeatureConfig) -> dict[str, Any]:
+def phases(
+    interactions: pd.DataFrame,
+    as_of: list[pd.Timestamp],
+    vocabulary: Vocabulary,
+    config: FeatureConfig,
+) -> dict[str, Any]:
     """Where ``build_features`` spends its time: its steps, run one by one.
 
     This repeats the body of :func:`stageml.features.build_features` with its private
@@ -517,8 +577,9 @@ def phases(interactions: pd.DataFrame, as_of: list[pd.Timestamp], vocabulary: Vo
     """
     import stageml.features as sf
 
-    seconds: dict[str, float] = dict.fromkeys(("prepare", "events", "state", "features",
-                                               "finish"), 0.0)
+    seconds: dict[str, float] = dict.fromkeys(
+        ("prepare", "events", "state", "features", "finish"), 0.0
+    )
     peak: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -537,9 +598,12 @@ def phases(interactions: pd.DataFrame, as_of: list[pd.Timestamp], vocabulary: Vo
         width = sf.bucket_width_us(points["as_of"], config)
         n_parts = max(1, math.ceil(len(src) / config.partition_rows))
         con = sf._connect(None)
-        for name, frame in (("src", src), ("as_of_points", points),
-                            ("vocab_act", sf._codes(vocabulary.activities)),
-                            ("vocab_chan", sf._codes(vocabulary.channels))):
+        for name, frame in (
+            ("src", src),
+            ("as_of_points", points),
+            ("vocab_act", sf._codes(vocabulary.activities)),
+            ("vocab_chan", sf._codes(vocabulary.channels)),
+        ):
             con.register(name, frame)
         lap("prepare")
         parts, buckets = [], 0
@@ -557,11 +621,19 @@ def phases(interactions: pd.DataFrame, as_of: list[pd.Timestamp], vocabulary: Vo
         result = result.sort_values(list(KEYS), kind="stable").reset_index(drop=True)
         result = sf._typed(result, vocabulary, config, None)
         lap("finish")
-    return {"interactions": len(interactions), "as_of": len(as_of), "rows": len(result),
-            "partitions": n_parts, "partition_rows": config.partition_rows,
-            "bucket_width_days": width / US_PER_DAY, "buckets": buckets,
-            "seconds": seconds, "total_s": sum(seconds.values()), "peak_rss_mb_after": peak,
-            "load_1min": os.getloadavg()[0]}
+    return {
+        "interactions": len(interactions),
+        "as_of": len(as_of),
+        "rows": len(result),
+        "partitions": n_parts,
+        "partition_rows": config.partition_rows,
+        "bucket_width_days": width / US_PER_DAY,
+        "buckets": buckets,
+        "seconds": seconds,
+        "total_s": sum(seconds.values()),
+        "peak_rss_mb_after": peak,
+        "load_1min": os.getloadavg()[0],
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -613,8 +685,9 @@ def _write_prefix(source: pq.ParquetFile, rows: int, target: Path) -> None:
             if not left:
                 break
     if left:
-        raise RuntimeError(f"the simulation gave fewer than {rows:,} interactions; raise "
-                           "BUYERS_PER_INTERACTION")
+        raise RuntimeError(
+            f"the simulation gave fewer than {rows:,} interactions; raise BUYERS_PER_INTERACTION"
+        )
     tmp.replace(target)
 
 
@@ -639,20 +712,37 @@ class Measure:
         return self.wall_s is not None
 
 
-def measure(args: argparse.Namespace, engine: str, data: Path, vocab: Path, as_of: int,
-            repeats: int, partition_rows: int | None = None) -> list[dict[str, Any]]:
+def measure(
+    args: argparse.Namespace,
+    engine: str,
+    data: Path,
+    vocab: Path,
+    as_of: int,
+    repeats: int,
+    partition_rows: int | None = None,
+) -> list[dict[str, Any]]:
     """Up to ``repeats`` fresh child processes of one engine (stops at the first failure)."""
     runs = []
-    child = ["--child", engine, "--data", str(data), "--vocab", str(vocab),
-             "--as-of-count", str(as_of)]
+    child = [
+        "--child",
+        engine,
+        "--data",
+        str(data),
+        "--vocab",
+        str(vocab),
+        "--as-of-count",
+        str(as_of),
+    ]
     if partition_rows:
         child += ["--partition-rows", str(partition_rows)]
     for _ in range(repeats):
         result = run_child(__file__, child, timeout=args.timeout, max_rss_mb=args.max_rss_mb)
-        shown = (f"{result['wall_s']:.2f} s, {result['rows']:,} rows, "
-                 f"{result['peak_rss_mb']:,.0f} MB, load {result['load_1min'][1]:.1f}"
-                 if "error" not in result
-                 else f"{result['error']} (RSS seen {result['polled_peak_rss_mb']:,.0f} MB)")
+        shown = (
+            f"{result['wall_s']:.2f} s, {result['rows']:,} rows, "
+            f"{result['peak_rss_mb']:,.0f} MB, load {result['load_1min'][1]:.1f}"
+            if "error" not in result
+            else f"{result['error']} (RSS seen {result['polled_peak_rss_mb']:,.0f} MB)"
+        )
         variant = f" partition_rows={partition_rows:,}" if partition_rows else ""
         print(f"  {engine:<12}{variant} {data.name} × {as_of} as-of: {shown}", flush=True)
         runs.append(result)
@@ -661,29 +751,55 @@ def measure(args: argparse.Namespace, engine: str, data: Path, vocab: Path, as_o
     return runs
 
 
-def summarise(engine: str, size: int, as_of: int, runs: list[dict[str, Any]], *,
-              base: Measure | None = None, full_rows: int | None = None,
-              partition_rows: int | None = None) -> Measure:
+def summarise(
+    engine: str,
+    size: int,
+    as_of: int,
+    runs: list[dict[str, Any]],
+    *,
+    base: Measure | None = None,
+    full_rows: int | None = None,
+    partition_rows: int | None = None,
+) -> Measure:
     """Median wall time and max peak RSS; a subset run is extrapolated per feature row."""
     failed = [r for r in runs if "error" in r]
     if failed:
-        note = (f"{failed[0]['error']}; its RSS was at least "
-                f"{failed[0]['polled_peak_rss_mb']:,.0f} MB")
+        note = (
+            f"{failed[0]['error']}; its RSS was at least {failed[0]['polled_peak_rss_mb']:,.0f} MB"
+        )
         return Measure(engine, size, as_of, partition_rows, note=note, runs=tuple(runs))
     wall = median([r["wall_s"] for r in runs])
     rows, note, extrapolated = runs[0]["rows"], "", False
     if runs[0]["interactions"] < size:
         if not full_rows:
-            return Measure(engine, size, as_of, note="no full-size stageml run to extrapolate to",
-                           runs=tuple(runs))
+            return Measure(
+                engine,
+                size,
+                as_of,
+                note="no full-size stageml run to extrapolate to",
+                runs=tuple(runs),
+            )
         scale, extrapolated = full_rows / rows, True
-        note = (f"measured on the first {runs[0]['buyers']:,} buyers ({runs[0]['interactions']:,} "
-                f"interactions, {rows:,} feature rows) in {wall:,.1f} s, extrapolated "
-                f"×{scale:,.1f} per (buyer, as-of) row; peak RSS is that subset's")
+        note = (
+            f"measured on the first {runs[0]['buyers']:,} buyers ({runs[0]['interactions']:,} "
+            f"interactions, {rows:,} feature rows) in {wall:,.1f} s, extrapolated "
+            f"×{scale:,.1f} per (buyer, as-of) row; peak RSS is that subset's"
+        )
         wall, rows = wall * scale, full_rows
     ratio = wall / base.wall_s if base is not None and base.wall_s else None
-    return Measure(engine, size, as_of, partition_rows, rows, wall,
-                   max(r["peak_rss_mb"] for r in runs), ratio, extrapolated, note, tuple(runs))
+    return Measure(
+        engine,
+        size,
+        as_of,
+        partition_rows,
+        rows,
+        wall,
+        max(r["peak_rss_mb"] for r in runs),
+        ratio,
+        extrapolated,
+        note,
+        tuple(runs),
+    )
 
 
 LABELS = {
@@ -702,8 +818,16 @@ def label(m: Measure) -> str:
 
 
 def table(measures: list[Measure], repeats: int) -> str:
-    columns = ["engine", "interactions", "as-of dates", "feature rows", "wall s (median)",
-               "rows/s", "peak RSS MB", "ratio vs stageml"]
+    columns = [
+        "engine",
+        "interactions",
+        "as-of dates",
+        "feature rows",
+        "wall s (median)",
+        "rows/s",
+        "peak RSS MB",
+        "ratio vs stageml",
+    ]
     rows, notes = [], []
     for m in measures:
         name = label(m)
@@ -716,13 +840,23 @@ def table(measures: list[Measure], repeats: int) -> str:
         assert m.wall_s is not None and m.peak_rss_mb is not None
         approx = "≈" if m.extrapolated else ""
         wall = f"{m.wall_s:,.1f}" if m.wall_s >= 10 else f"{m.wall_s:.2f}"
-        ratio = "—" if m.ratio is None else (
-            f"{approx}{m.ratio:,.0f}×" if m.ratio >= 10 else f"{approx}{m.ratio:.2f}×")
-        rows.append([
-            name, f"{m.interactions:,}", m.as_of, f"{m.rows:,}", f"{approx}{wall}",
-            f"{approx}{m.interactions / m.wall_s:,.0f}",
-            f"{m.peak_rss_mb:,.0f}" + (" (subset)" if m.extrapolated else ""), ratio,
-        ])
+        ratio = (
+            "—"
+            if m.ratio is None
+            else (f"{approx}{m.ratio:,.0f}×" if m.ratio >= 10 else f"{approx}{m.ratio:.2f}×")
+        )
+        rows.append(
+            [
+                name,
+                f"{m.interactions:,}",
+                m.as_of,
+                f"{m.rows:,}",
+                f"{approx}{wall}",
+                f"{approx}{m.interactions / m.wall_s:,.0f}",
+                f"{m.peak_rss_mb:,.0f}" + (" (subset)" if m.extrapolated else ""),
+                ratio,
+            ]
+        )
     text = markdown_table(columns, rows, numeric=range(1, len(columns)))
     text += (
         f"\n\nrows/s = input interactions per second of wall time. Wall time: the feature "
@@ -750,10 +884,14 @@ def describe_check(report: dict[str, Any]) -> str:
         else:
             same = got["columns"] - len(got["differing"])
             differ = ", ".join(got["differing"])
-            parts.append(f"{LABELS[engine]} {same}/{got['columns']}"
-                         + (f" (differs: {differ})" if differ else ""))
-    return (f"Check on {report['interactions']:,} interactions × {report['as_of']} as-of dates "
-            f"({report['rows']:,} rows), columns equal to stageml's: " + "; ".join(parts) + ".")
+            parts.append(
+                f"{LABELS[engine]} {same}/{got['columns']}"
+                + (f" (differs: {differ})" if differ else "")
+            )
+    return (
+        f"Check on {report['interactions']:,} interactions × {report['as_of']} as-of dates "
+        f"({report['rows']:,} rows), columns equal to stageml's: " + "; ".join(parts) + "."
+    )
 
 
 def parent_main(args: argparse.Namespace) -> None:
@@ -765,53 +903,104 @@ def parent_main(args: argparse.Namespace) -> None:
     check_report: dict[str, Any] = {}
     variants = [None, *args.partition_rows]
     for size in args.sizes:
-        data = prepare(size, [args.reference_buyers, args.featuretools_buyers,
-                              args.check_buyers], args.seed, args.cache)
+        data = prepare(
+            size,
+            [args.reference_buyers, args.featuretools_buyers, args.check_buyers],
+            args.seed,
+            args.cache,
+        )
         print(f"{size:,} interactions: {data.path}", flush=True)
         if not check_report:
-            check_report = run_child(__file__, [
-                "--child", "check", "--data", str(data.subsets[args.check_buyers]),
-                "--vocab", str(data.vocab), "--as-of-count", str(max(AS_OF_COUNTS))],
-                timeout=args.timeout, max_rss_mb=args.max_rss_mb)
+            check_report = run_child(
+                __file__,
+                [
+                    "--child",
+                    "check",
+                    "--data",
+                    str(data.subsets[args.check_buyers]),
+                    "--vocab",
+                    str(data.vocab),
+                    "--as-of-count",
+                    str(max(AS_OF_COUNTS)),
+                ],
+                timeout=args.timeout,
+                max_rss_mb=args.max_rss_mb,
+            )
             print("  " + describe_check(check_report), flush=True)
         for as_of in AS_OF_COUNTS:
-            fast = [summarise("stageml", size, as_of, measure(
-                args, "stageml", data.path, data.vocab, as_of, args.repeats, rows),
-                partition_rows=rows) for rows in variants]
+            fast = [
+                summarise(
+                    "stageml",
+                    size,
+                    as_of,
+                    measure(args, "stageml", data.path, data.vocab, as_of, args.repeats, rows),
+                    partition_rows=rows,
+                )
+                for rows in variants
+            ]
             base = next((m for m in fast if m.ok), None)
-            measures += [replace(m, ratio=m.wall_s / base.wall_s)
-                         if m.wall_s and base and base.wall_s else m for m in fast]
-            measures.append(summarise("pandas", size, as_of, measure(
-                args, "pandas", data.path, data.vocab, as_of, 1), base=base))
-            for engine, buyers in (("reference", args.reference_buyers),
-                                   ("featuretools", args.featuretools_buyers)):
+            measures += [
+                replace(m, ratio=m.wall_s / base.wall_s) if m.wall_s and base and base.wall_s else m
+                for m in fast
+            ]
+            measures.append(
+                summarise(
+                    "pandas",
+                    size,
+                    as_of,
+                    measure(args, "pandas", data.path, data.vocab, as_of, 1),
+                    base=base,
+                )
+            )
+            for engine, buyers in (
+                ("reference", args.reference_buyers),
+                ("featuretools", args.featuretools_buyers),
+            ):
                 sub = data.subsets[buyers]
                 runs = measure(args, engine, sub, data.vocab, as_of, 1)
-                measures.append(summarise(engine, size, as_of, runs, base=base,
-                                          full_rows=base.rows if base else None))
+                measures.append(
+                    summarise(
+                        engine, size, as_of, runs, base=base, full_rows=base.rows if base else None
+                    )
+                )
                 # The same subset through stageml: a ratio without extrapolation, unfair
                 # to stageml, whose fixed costs dominate on a few thousand interactions.
                 same = measure(args, "stageml", sub, data.vocab, as_of, 1)
                 if "error" not in same[0] and "error" not in runs[0]:
-                    like_for_like.append({
-                        "engine": engine, "size": size, "as_of": as_of,
-                        "interactions": runs[0]["interactions"], "rows": runs[0]["rows"],
-                        "engine_wall_s": runs[0]["wall_s"], "stageml_wall_s": same[0]["wall_s"],
-                        "ratio": runs[0]["wall_s"] / same[0]["wall_s"],
-                    })
+                    like_for_like.append(
+                        {
+                            "engine": engine,
+                            "size": size,
+                            "as_of": as_of,
+                            "interactions": runs[0]["interactions"],
+                            "rows": runs[0]["rows"],
+                            "engine_wall_s": runs[0]["wall_s"],
+                            "stageml_wall_s": same[0]["wall_s"],
+                            "ratio": runs[0]["wall_s"] / same[0]["wall_s"],
+                        }
+                    )
         if args.phases:
             profiles += profile(args, data, variants, measures)
     text = table(measures, args.repeats)
     if like_for_like:
-        text += "\n\nSame subset through stageml, no extrapolation: " + "; ".join(
-            f"{LABELS[r['engine']]} {r['ratio']:,.0f}× ({r['interactions']:,} interactions × "
-            f"{r['as_of']} as-of)" for r in like_for_like) + "."
+        text += (
+            "\n\nSame subset through stageml, no extrapolation: "
+            + "; ".join(
+                f"{LABELS[r['engine']]} {r['ratio']:,.0f}× ({r['interactions']:,} interactions × "
+                f"{r['as_of']} as-of)"
+                for r in like_for_like
+            )
+            + "."
+        )
     text += "\n\n" + describe_check(check_report)
     env = environment()
-    text += (f"\n\nMachine: {env['cpus']} CPUs, {env['memory_gb']:.0f} GB RAM, shared (1-minute "
-             f"load average {min(env_loads(measures)):.1f}–{max(env_loads(measures)):.1f} during "
-             f"the runs); {env['platform']}; Python {env['python']}, "
-             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".")
+    text += (
+        f"\n\nMachine: {env['cpus']} CPUs, {env['memory_gb']:.0f} GB RAM, shared (1-minute "
+        f"load average {min(env_loads(measures)):.1f}–{max(env_loads(measures)):.1f} during "
+        f"the runs); {env['platform']}; Python {env['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+        + "."
+    )
     print("\n" + text + "\n", flush=True)
     for p in profiles:
         print(describe_profile(p), flush=True)
@@ -832,18 +1021,33 @@ def parent_main(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
-def profile(args: argparse.Namespace, data: Dataset, variants: list[int | None],
-            measures: list[Measure]) -> list[dict[str, Any]]:
+def profile(
+    args: argparse.Namespace, data: Dataset, variants: list[int | None], measures: list[Measure]
+) -> list[dict[str, Any]]:
     """Phase timings of build_features for each stageml config that did not fail."""
     as_of = max(AS_OF_COUNTS)
     out = []
     for rows in variants:
-        timed = [m for m in measures if m.engine == "stageml" and m.interactions == data.size
-                 and m.as_of == as_of and m.partition_rows == rows]
+        timed = [
+            m
+            for m in measures
+            if m.engine == "stageml"
+            and m.interactions == data.size
+            and m.as_of == as_of
+            and m.partition_rows == rows
+        ]
         if timed and not timed[0].ok:
             continue
-        child = ["--child", "phases", "--data", str(data.path), "--vocab", str(data.vocab),
-                 "--as-of-count", str(as_of)] + (["--partition-rows", str(rows)] if rows else [])
+        child = [
+            "--child",
+            "phases",
+            "--data",
+            str(data.path),
+            "--vocab",
+            str(data.vocab),
+            "--as-of-count",
+            str(as_of),
+        ] + (["--partition-rows", str(rows)] if rows else [])
         result = run_child(__file__, child, timeout=args.timeout, max_rss_mb=args.max_rss_mb)
         out.append({"size": data.size, **result})
         print("  " + describe_profile(out[-1]), flush=True)
@@ -853,12 +1057,15 @@ def profile(args: argparse.Namespace, data: Dataset, variants: list[int | None],
 def describe_profile(p: dict[str, Any]) -> str:
     if "error" in p:
         return f"phases at {p['size']:,} interactions: {p['error']}"
-    steps = ", ".join(f"{k} {v:.1f} s (peak {p['peak_rss_mb_after'][k]:,.0f} MB)"
-                      for k, v in p["seconds"].items())
-    return (f"build_features phases, {p['interactions']:,} interactions × {p['as_of']} as-of, "
-            f"{p['partitions']} partition(s) of ≤{p['partition_rows']:,} rows, "
-            f"{p['buckets']:,} buckets of {p['bucket_width_days']:g} d: {steps}; "
-            f"total {p['total_s']:.1f} s")
+    steps = ", ".join(
+        f"{k} {v:.1f} s (peak {p['peak_rss_mb_after'][k]:,.0f} MB)" for k, v in p["seconds"].items()
+    )
+    return (
+        f"build_features phases, {p['interactions']:,} interactions × {p['as_of']} as-of, "
+        f"{p['partitions']} partition(s) of ≤{p['partition_rows']:,} rows, "
+        f"{p['buckets']:,} buckets of {p['bucket_width_days']:g} d: {steps}; "
+        f"total {p['total_s']:.1f} s"
+    )
 
 
 def env_loads(measures: list[Measure]) -> list[float]:
@@ -875,34 +1082,69 @@ def environment() -> dict[str, Any]:
             versions[name] = None
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "python": platform.python_version(), "platform": platform.platform(terse=True),
-        "cpus": cpus, "memory_gb": psutil.virtual_memory().total / 1e9, "versions": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cpus": cpus,
+        "memory_gb": psutil.virtual_memory().total / 1e9,
+        "versions": versions,
     }
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000],
-                        help="export sizes in interactions")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 100k interactions and small subsets (about 2 minutes)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1_000_000, 10_000_000],
+        help="export sizes in interactions",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 100k interactions and small subsets (about 2 minutes)",
+    )
     parser.add_argument("--repeats", type=int, help="stageml runs per measurement (3; --quick: 1)")
-    parser.add_argument("--partition-rows", type=int, nargs="*", default=[],
-                        help="also time stageml with these FeatureConfig.partition_rows")
-    parser.add_argument("--phases", action="store_true",
-                        help="also time build_features phase by phase (12 as-of dates)")
-    parser.add_argument("--reference-buyers", type=int, default=200,
-                        help="buyers the per-row reference loop runs on (then extrapolated)")
-    parser.add_argument("--featuretools-buyers", type=int, default=2000,
-                        help="buyers featuretools runs on (then extrapolated)")
-    parser.add_argument("--check-buyers", type=int, default=100,
-                        help="buyers of the correctness check of all engines against stageml")
+    parser.add_argument(
+        "--partition-rows",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time stageml with these FeatureConfig.partition_rows",
+    )
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also time build_features phase by phase (12 as-of dates)",
+    )
+    parser.add_argument(
+        "--reference-buyers",
+        type=int,
+        default=200,
+        help="buyers the per-row reference loop runs on (then extrapolated)",
+    )
+    parser.add_argument(
+        "--featuretools-buyers",
+        type=int,
+        default=2000,
+        help="buyers featuretools runs on (then extrapolated)",
+    )
+    parser.add_argument(
+        "--check-buyers",
+        type=int,
+        default=100,
+        help="buyers of the correctness check of all engines against stageml",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "features.json")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per child")
-    parser.add_argument("--max-rss-mb", type=float, default=14_000,
-                        help="stop a child whose RSS passes this (protects a shared machine)")
+    parser.add_argument(
+        "--max-rss-mb",
+        type=float,
+        default=14_000,
+        help="stop a child whose RSS passes this (protects a shared machine)",
+    )
     parser.add_argument("--child", choices=[*ENGINES, "check", "phases"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--vocab", type=Path, help=argparse.SUPPRESS)

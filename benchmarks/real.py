@@ -85,32 +85,61 @@ MODELS = {
 }
 
 PUBLISHED = [
-    ("Taobao UserBehavior", "Published work on this file is about recommendation (e.g. Zhu et "
-     "al. 2018, tree-based deep model: recall/precision of next items); Alibaba's DIPN (KDD "
-     "2019) predicts purchase intent from proprietary touch logs. No result found for 'next "
-     "funnel step within 24h per user'.", "not comparable"),
-    ("Olist marketing funnel", "No peer-reviewed result found; public tutorials (e.g. the "
-     "getinfer.io lead-scoring example) predict 'ever converted' from landing page and "
-     "origin, with no horizon and no time split.", "not comparable"),
-    ("Maven CRM pipeline", "Fictitious company (simulated data); used for dashboard "
-     "challenges, no predictive benchmark found.", "not comparable"),
-    ("UCI Online Shoppers", "Purchase AUC 0.937 with 5-fold CV (PMC10121810); the original "
-     "study is Sakar et al. 2019 (session-level purchase intention).", "not comparable: "
-     "different data set and task (one row per session, no timestamps, random CV)"),
-    ("UCI Bank Marketing", "Moro, Cortez & Rita 2014 (DSS 62:22-31): NN AUC 0.8 on later "
-     "calls, rolling window, on the bank's richer 150-feature data.", "not comparable: "
-     "different task (call outcome, no buyer timeline)"),
+    (
+        "Taobao UserBehavior",
+        "Published work on this file is about recommendation (e.g. Zhu et "
+        "al. 2018, tree-based deep model: recall/precision of next items); Alibaba's DIPN (KDD "
+        "2019) predicts purchase intent from proprietary touch logs. No result found for 'next "
+        "funnel step within 24h per user'.",
+        "not comparable",
+    ),
+    (
+        "Olist marketing funnel",
+        "No peer-reviewed result found; public tutorials (e.g. the "
+        "getinfer.io lead-scoring example) predict 'ever converted' from landing page and "
+        "origin, with no horizon and no time split.",
+        "not comparable",
+    ),
+    (
+        "Maven CRM pipeline",
+        "Fictitious company (simulated data); used for dashboard "
+        "challenges, no predictive benchmark found.",
+        "not comparable",
+    ),
+    (
+        "UCI Online Shoppers",
+        "Purchase AUC 0.937 with 5-fold CV (PMC10121810); the original "
+        "study is Sakar et al. 2019 (session-level purchase intention).",
+        "not comparable: "
+        "different data set and task (one row per session, no timestamps, random CV)",
+    ),
+    (
+        "UCI Bank Marketing",
+        "Moro, Cortez & Rita 2014 (DSS 62:22-31): NN AUC 0.8 on later "
+        "calls, rolling window, on the bank's richer 150-feature data.",
+        "not comparable: different task (call outcome, no buyer timeline)",
+    ),
 ]
 
 NOT_MAPPABLE = [
-    ("uci_online_shoppers", "one row per session, month only: no per-buyer timestamps, no "
-     "buyer id across sessions"),
-    ("uci_bank_marketing", "one row per client with counts of contacts and the last "
-     "contact's month/weekday, no year or date: no per-buyer event times"),
-    ("xeducation_leads", "a single snapshot per lead with aggregates and the last activity: "
-     "no timestamps at all; Tags / Lead Quality partly encode the outcome"),
-    ("otto_sessions_tiny", "20 sessions (862 events): a schema fixture, far too small for a "
-     "time-split backtest"),
+    (
+        "uci_online_shoppers",
+        "one row per session, month only: no per-buyer timestamps, no buyer id across sessions",
+    ),
+    (
+        "uci_bank_marketing",
+        "one row per client with counts of contacts and the last "
+        "contact's month/weekday, no year or date: no per-buyer event times",
+    ),
+    (
+        "xeducation_leads",
+        "a single snapshot per lead with aggregates and the last activity: "
+        "no timestamps at all; Tags / Lead Quality partly encode the outcome",
+    ),
+    (
+        "otto_sessions_tiny",
+        "20 sessions (862 events): a schema fixture, far too small for a time-split backtest",
+    ),
 ]
 
 
@@ -122,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "cores": _threads()},
         "data": str(args.data),
         "datasets": {},
-        "published": [dict(zip(("data", "result", "comparable"), p, strict=True))
-                      for p in PUBLISHED],
+        "published": [
+            dict(zip(("data", "result", "comparable"), p, strict=True)) for p in PUBLISHED
+        ],
         "not_mappable": [dict(zip(("data", "why"), n, strict=True)) for n in NOT_MAPPABLE],
     }
     rows: list[list[object]] = []
@@ -151,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-    parser.add_argument("--data", type=Path,
-                        default=default if default.is_dir() else Path("/work/shared/data/real"))
+    parser.add_argument(
+        "--data", type=Path, default=default if default.is_dir() else Path("/work/shared/data/real")
+    )
     parser.add_argument("--kinds", nargs="+", choices=sorted(FOLDERS), default=list(FOLDERS))
     return parser.parse_args(argv)
 
@@ -184,22 +215,27 @@ def benchmark(kind: str, src: Path) -> dict[str, Any]:
     }
     predictions = {"stageml": trained.model.inflection_model.predict_proba(test[columns])[:, 1]}
     for family, cols in counts.items():
-        for name, model in (("logistic", count_logistic()),
-                            ("lightgbm", count_lightgbm(params.seed))):
+        for name, model in (
+            ("logistic", count_logistic()),
+            ("lightgbm", count_lightgbm(params.seed)),
+        ):
             model.fit(fit[cols], y_fit)
             predictions[f"{family}_{name}"] = model.predict_proba(test[cols])[:, 1]
     check = inflection_metrics(y_test, predictions["stageml"])["roc_auc"]
     if not np.isclose(check, trained.metrics["inflection.roc_auc"]):
         raise RuntimeError(f"{kind}: test rows disagree with the training run ({check})")
-    subsets = {"all": np.ones(len(test), dtype=bool),
-               "can_advance": test["can_advance"].fillna(False).to_numpy(bool)}
+    subsets = {
+        "all": np.ones(len(test), dtype=bool),
+        "can_advance": test["can_advance"].fillna(False).to_numpy(bool),
+    }
     if kind in EXITS:
         exited = test[f"act_{EXITS[kind]}_all"].fillna(0).to_numpy() > 0
         subsets["open (can_advance, not lost)"] = subsets["can_advance"] & ~exited
     scores: dict[str, dict[str, dict[str, float]]] = {}
     for subset, mask in subsets.items():
-        scores[subset] = {name: inflection_metrics(y_test[mask], p[mask])
-                          for name, p in predictions.items()}
+        scores[subset] = {
+            name: inflection_metrics(y_test[mask], p[mask]) for name, p in predictions.items()
+        }
         prefix = {"all": "", "can_advance": ".can_advance"}.get(subset)
         if prefix is not None:
             scores[subset]["stageml_logistic"] = {
@@ -210,15 +246,25 @@ def benchmark(kind: str, src: Path) -> dict[str, Any]:
         "import": {
             "seconds": import_s,
             "rows": imported.rows,
-            "sources": [{"file": s.path.name, "input": s.input_rows, "accepted": s.accepted_rows,
-                         "rejected": s.rejected} for s in imported.sources],
+            "sources": [
+                {
+                    "file": Path(s.path).name,
+                    "input": s.input_rows,
+                    "accepted": s.accepted_rows,
+                    "rejected": s.rejected,
+                }
+                for s in imported.sources
+            ],
             "coincidence_rate": imported.coincidence_rate,
         },
-        "params": {**describe_params(params),
-                   "horizon": IMPORTERS[kind].params["labels"]["horizon"]},
-        "split": {**trained.split.describe(),
-                  **{f"{n}_instants": len(getattr(trained.split, n))
-                     for n in ("train", "valid", "test")}},
+        "params": {
+            **describe_params(params),
+            "horizon": IMPORTERS[kind].params["labels"]["horizon"],
+        },
+        "split": {
+            **trained.split.describe(),
+            **{f"{n}_instants": len(getattr(trained.split, n)) for n in ("train", "valid", "test")},
+        },
         "fit_rows": int(len(fit)),
         "fit_positive_rate": float(y_fit.mean()),
         "count_features": counts,
@@ -244,14 +290,21 @@ def labelled_rows(
 
 
 def count_logistic() -> Any:
-    return make_pipeline(FunctionTransformer(np.log1p), StandardScaler(),
-                         LogisticRegression(max_iter=2000))
+    return make_pipeline(
+        FunctionTransformer(np.log1p), StandardScaler(), LogisticRegression(max_iter=2000)
+    )
 
 
 def count_lightgbm(seed: int) -> LGBMClassifier:
     return LGBMClassifier(
-        n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=40,
-        random_state=seed, deterministic=True, force_row_wise=True, n_jobs=_threads(),
+        n_estimators=200,
+        learning_rate=0.05,
+        num_leaves=15,
+        min_child_samples=40,
+        random_state=seed,
+        deterministic=True,
+        force_row_wise=True,
+        n_jobs=_threads(),
         verbose=-1,
     )
 
@@ -276,25 +329,48 @@ def table_rows(kind: str, result: dict[str, Any]) -> list[list[object]]:
             if name not in models:
                 continue
             m = models[name]
-            rows.append([label, subset, MODELS[name], *(f"{m[k]:.3f}" for k in METRICS),
-                         f"{int(m['rows']):,}", f"{m['positive_rate']:.3f}"])
+            rows.append(
+                [
+                    label,
+                    subset,
+                    MODELS[name],
+                    *(f"{m[k]:.3f}" for k in METRICS),
+                    f"{int(m['rows']):,}",
+                    f"{m['positive_rate']:.3f}",
+                ]
+            )
     return rows
 
 
 def setup_table(datasets: dict[str, Any]) -> str:
-    columns = ["data", "stages", "horizon", "step", "train/valid/test instants",
-               "test period", "fit rows (pos. rate)", "rejected source rows", "coincidence"]
+    columns = [
+        "data",
+        "stages",
+        "horizon",
+        "step",
+        "train/valid/test instants",
+        "test period",
+        "fit rows (pos. rate)",
+        "rejected source rows",
+        "coincidence",
+    ]
     rows = []
     for kind, r in datasets.items():
         split, p = r["split"], r["params"]
         rejected = sum(sum(s["rejected"].values()) for s in r["import"]["sources"])
-        rows.append([
-            kind, " → ".join(p["stages"]), p["horizon"], p["every"],
-            f"{split['train_instants']}/{split['valid_instants']}/{split['test_instants']}",
-            f"{split['test_start']} .. {split['test_end']}",
-            f"{r['fit_rows']:,} ({r['fit_positive_rate']:.3f})", f"{rejected:,}",
-            f"{r['import']['coincidence_rate']:.1%}",
-        ])
+        rows.append(
+            [
+                kind,
+                " → ".join(p["stages"]),
+                p["horizon"],
+                p["every"],
+                f"{split['train_instants']}/{split['valid_instants']}/{split['test_instants']}",
+                f"{split['test_start']} .. {split['test_end']}",
+                f"{r['fit_rows']:,} ({r['fit_positive_rate']:.3f})",
+                f"{rejected:,}",
+                f"{r['import']['coincidence_rate']:.1%}",
+            ]
+        )
     return markdown_table(columns, rows)
 
 

@@ -105,8 +105,14 @@ def child(args: argparse.Namespace) -> None:
 
         clock = time.perf_counter()
         summary = score_local(args.data, model, AS_OF, out=out, reasons=args.reasons)
-        emit_result({"seconds": time.perf_counter() - clock, "peak_rss_mb": peak_rss_mb(),
-                     "scored": summary["scored_buyers"], "partitions": summary["partitions"]})
+        emit_result(
+            {
+                "seconds": time.perf_counter() - clock,
+                "peak_rss_mb": peak_rss_mb(),
+                "scored": summary["scored_buyers"],
+                "partitions": summary["partitions"],
+            }
+        )
         return
     from stageml.spark_engine import score_spark, spark_session
 
@@ -117,8 +123,11 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "spark":
         clock = time.perf_counter()
         summary = score_spark(args.data, model, AS_OF, out=out, reasons=args.reasons)
-        result.update(seconds=time.perf_counter() - clock, scored=summary["scored_buyers"],
-                      partitions=summary["partitions"])
+        result.update(
+            seconds=time.perf_counter() - clock,
+            scored=summary["scored_buyers"],
+            partitions=summary["partitions"],
+        )
     else:  # "compare": the three Spark ways on one export, one session
         clock = time.perf_counter()
         summary = score_spark(args.data, model, AS_OF, out=out)
@@ -162,24 +171,44 @@ def per_buyer(spark: Any, folder: Path, model: Any, limit: int) -> int:
     sources = {name: str(folder / f"{name}.parquet") for name in ("interactions", "buyers")}
     # Only buyers with an interaction before the instant: a group with nothing to score
     # makes LightGBM raise on an empty frame inside score_tables (reported, not fixed here).
-    ids = (spark.read.parquet(sources["interactions"])
-           .where(F.col("occurred_at") < F.lit(AS_OF).cast("timestamp"))
-           .select("buyer_id").distinct().orderBy("buyer_id").limit(limit))
-    tables = {name: _read_numbered(spark, Path(path))[0].join(ids, "buyer_id", "left_semi")
-              for name, path in sources.items()}
+    ids = (
+        spark.read.parquet(sources["interactions"])
+        .where(F.col("occurred_at") < F.lit(AS_OF).cast("timestamp"))
+        .select("buyer_id")
+        .distinct()
+        .orderBy("buyer_id")
+        .limit(limit)
+    )
+    tables = {
+        name: _read_numbered(spark, Path(path))[0].join(ids, "buyer_id", "left_semi")
+        for name, path in sources.items()
+    }
     columns = {name: frame.columns for name, frame in tables.items()}
     blob = spark.sparkContext.broadcast(pickle.dumps(model))
     as_of = pd.Timestamp(AS_OF)
 
     def one(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
-        frames = {"interactions": _from_spark(left, columns["interactions"]),
-                  "buyers": _from_spark(right, columns["buyers"])}
-        result = _score_bucket(frames, _cached(blob.value), bucket=0, as_of=as_of,
-                               sources=sources, reasons=0, sample_rows=1)
+        frames = {
+            "interactions": _from_spark(left, columns["interactions"]),
+            "buyers": _from_spark(right, columns["buyers"]),
+        }
+        result = _score_bucket(
+            frames,
+            _cached(blob.value),
+            bucket=0,
+            as_of=as_of,
+            sources=sources,
+            reasons=0,
+            sample_rows=1,
+        )
         return pd.DataFrame({"n": [len(result.scores)]})
 
-    done = (tables["interactions"].groupBy("buyer_id")
-            .cogroup(tables["buyers"].groupBy("buyer_id")).applyInPandas(one, "n long"))
+    done = (
+        tables["interactions"]
+        .groupBy("buyer_id")
+        .cogroup(tables["buyers"].groupBy("buyer_id"))
+        .applyInPandas(one, "n long")
+    )
     return int(done.agg(F.sum("n")).collect()[0][0] or 0)
 
 
@@ -226,8 +255,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def measure(kind: str, n: int, reasons: int = 0, **extra: Any) -> dict[str, Any]:
         out = work / f"{kind}-{n}-r{reasons}.parquet"
-        argv = ["--child", kind, "--data", str(exports[n]), "--model", str(model),
-                "--out", str(out), "--reasons", str(reasons)]
+        argv = [
+            "--child",
+            kind,
+            "--data",
+            str(exports[n]),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--reasons",
+            str(reasons),
+        ]
         argv += [a for k, v in extra.items() for a in (f"--{k.replace('_', '-')}", str(v))]
         print(f"running {kind} on {n:,} buyers (reasons={reasons})", flush=True)
         result = run_child(script, argv, timeout=args.timeout)
@@ -246,8 +285,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         report["reasons_note"] = "stageml.explain.reason_codes not importable: skipped"
     report["spark"] = [] if args.skip_spark else [measure("spark", largest)]
-    report["compare"] = None if args.skip_spark else measure(
-        "compare", COMPARE_BUYERS, per_buyer=args.per_buyer)
+    report["compare"] = (
+        None if args.skip_spark else measure("compare", COMPARE_BUYERS, per_buyer=args.per_buyer)
+    )
     report["tables"] = tables(report)
     print("\n" + report["tables"])
     return report
@@ -255,20 +295,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def tables(report: dict[str, Any]) -> str:
     """The Markdown tables of a report."""
+
     def fmt(value: Any, spec: str) -> str:
         return "error" if value is None else format(value, spec)
 
     local = [*report["local"], *report["local_reasons"], *report["spark"]]
     first = markdown_table(
-        ["engine", "buyers", "interactions", "reasons", "wall s", "rows/s", "peak RSS MB",
-         "partitions", "note"],
-        [[r["engine"] + (" (local[2])" if r["engine"] == "spark" else ""), f"{r['buyers']:,}",
-          f"{r['interactions']:,}", r["reasons"], fmt(r.get("seconds"), ".1f"),
-          fmt(r.get("rows_per_s"), ",.0f"), fmt(r.get("peak_rss_mb"), ",.0f"),
-          r.get("partitions", ""),
-          r.get("error", "") or (f"+ {r['startup_s']:.1f} s session start" if "startup_s" in r
-                                 else "")]
-         for r in local],
+        [
+            "engine",
+            "buyers",
+            "interactions",
+            "reasons",
+            "wall s",
+            "rows/s",
+            "peak RSS MB",
+            "partitions",
+            "note",
+        ],
+        [
+            [
+                r["engine"] + (" (local[2])" if r["engine"] == "spark" else ""),
+                f"{r['buyers']:,}",
+                f"{r['interactions']:,}",
+                r["reasons"],
+                fmt(r.get("seconds"), ".1f"),
+                fmt(r.get("rows_per_s"), ",.0f"),
+                fmt(r.get("peak_rss_mb"), ",.0f"),
+                r.get("partitions", ""),
+                r.get("error", "")
+                or (f"+ {r['startup_s']:.1f} s session start" if "startup_s" in r else ""),
+            ]
+            for r in local
+        ],
         numeric=range(1, 8),
     )
     out = ["### Scoring engines\n", first]
@@ -283,15 +341,27 @@ def tables(report: dict[str, Any]) -> str:
             f"({n:,} buyers, local[2], one session)\n",
             markdown_table(
                 ["way", "wall s", "vs bucketed", "note"],
-                [["score_spark (buckets of buyers)", f"{bucketed:.1f}", "1.0x",
-                  f"{compare['buckets']} buckets, {compare['scored']:,} scored"],
-                 ["groupBy(buyer_id).applyInPandas", f"{per_buyer_full:.1f}",
-                  f"{per_buyer_full / bucketed:.1f}x slower",
-                  f"measured {compare['per_buyer_s']:.1f} s on {done:,} buyers, "
-                  "extrapolated per buyer"],
-                 ["native groupBy().agg (plain counts)", f"{compare['native_s']:.1f}",
-                  f"{bucketed / compare['native_s']:.1f}x faster",
-                  f"{compare['native_rows']:,} buyers; 4 counts only"]],
+                [
+                    [
+                        "score_spark (buckets of buyers)",
+                        f"{bucketed:.1f}",
+                        "1.0x",
+                        f"{compare['buckets']} buckets, {compare['scored']:,} scored",
+                    ],
+                    [
+                        "groupBy(buyer_id).applyInPandas",
+                        f"{per_buyer_full:.1f}",
+                        f"{per_buyer_full / bucketed:.1f}x slower",
+                        f"measured {compare['per_buyer_s']:.1f} s on {done:,} buyers, "
+                        "extrapolated per buyer",
+                    ],
+                    [
+                        "native groupBy().agg (plain counts)",
+                        f"{compare['native_s']:.1f}",
+                        f"{bucketed / compare['native_s']:.1f}x faster",
+                        f"{compare['native_rows']:,} buyers; 4 counts only",
+                    ],
+                ],
                 numeric=(1,),
             ),
         ]
@@ -311,8 +381,11 @@ def _reasons_available() -> bool:
 
 
 def _machine() -> dict[str, Any]:
-    return {"python": platform.python_version(), "cpus": os.cpu_count(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -321,8 +394,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="20,000 buyers only (~3 min)")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(FULL_SIZES))
     parser.add_argument("--reasons", type=int, default=3)
-    parser.add_argument("--per-buyer", type=int, default=300,
-                        help="buyers scored one Python call each (extrapolated)")
+    parser.add_argument(
+        "--per-buyer",
+        type=int,
+        default=300,
+        help="buyers scored one Python call each (extrapolated)",
+    )
     parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--child", choices=["local", "spark", "compare"], help=argparse.SUPPRESS)
@@ -342,8 +419,11 @@ def main(argv: list[str] | None = None) -> int:
         child(args)
         return 0
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-        print("warning: OMP_WAIT_POLICY is not PASSIVE; LightGBM may be ~20x slower on a "
-              "shared machine", file=sys.stderr)
+        print(
+            "warning: OMP_WAIT_POLICY is not PASSIVE; LightGBM may be ~20x slower on a "
+            "shared machine",
+            file=sys.stderr,
+        )
     report = run(args)
     out = RESULTS / ("score.quick.json" if args.quick else "score.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -71,20 +71,31 @@ CANDIDATES = {  # metric prefix -> row name in the tables
     "baseline_rule": "rule (last activity)",
     "baseline_logistic": "logistic",
 }
-STAGE_COLUMNS = {"accuracy": "accuracy", "macro_f1": "macro-F1",
-                 "balanced_accuracy": "balanced acc.", "log_loss": "log-loss", "ece": "ECE"}
+STAGE_COLUMNS = {
+    "accuracy": "accuracy",
+    "macro_f1": "macro-F1",
+    "balanced_accuracy": "balanced acc.",
+    "log_loss": "log-loss",
+    "ece": "ECE",
+}
 INFLECTION_COLUMNS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier", "ece": "ECE"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-        print("warning: OMP_WAIT_POLICY is not PASSIVE; LightGBM may be ~20x slower on a "
-              "shared machine", file=sys.stderr)
+        print(
+            "warning: OMP_WAIT_POLICY is not PASSIVE; LightGBM may be ~20x slower on a "
+            "shared machine",
+            file=sys.stderr,
+        )
     # OpenBLAS threads spin like OpenMP's: on this shared 2-core machine the logistic
     # baseline's lbfgs ran ~5-8x slower with 2 BLAS threads than with 1 (measured).
-    limit = (threadpool_limits(args.blas_threads, user_api="blas") if args.blas_threads
-             else nullcontext())
+    limit = (
+        threadpool_limits(args.blas_threads, user_api="blas")
+        if args.blas_threads
+        else nullcontext()
+    )
     with limit, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         report = run(args)
@@ -103,12 +114,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--buyers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--label-delay", default="0d", help="label delay of the main run")
-    parser.add_argument("--delays", default="3d,7d",
-                        help="further label delays to compare (comma separated; '' for none)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke test: {QUICK_BUYERS:,} buyers, only the first of --delays")
-    parser.add_argument("--blas-threads", type=int, default=1,
-                        help="BLAS threads for the baselines (0: the library default)")
+    parser.add_argument(
+        "--delays",
+        default="3d,7d",
+        help="further label delays to compare (comma separated; '' for none)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke test: {QUICK_BUYERS:,} buyers, only the first of --delays",
+    )
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="BLAS threads for the baselines (0: the library default)",
+    )
     parser.add_argument("--skip-determinism", action="store_true")
     args = parser.parse_args(argv)
     delays = [parse_duration(d, allow_zero=True) for d in args.delays.split(",") if d.strip()]
@@ -131,8 +152,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with clock("load_export"):
         export = load_export(folder, stages=params.stages, require_stage_history=True)
     truth = sim.truth
-    print(f"simulated {args.buyers:,} buyers (seed {args.seed}): {len(export.interactions):,} "
-          f"interactions, {len(sim.stage_history):,} recorded stage changes -> {folder}")
+    print(
+        f"simulated {args.buyers:,} buyers (seed {args.seed}): {len(export.interactions):,} "
+        f"interactions, {len(sim.stage_history):,} recorded stage changes -> {folder}"
+    )
 
     print(f"\n## Training (label_delay {format_duration(args.label_delay)})")
     main_run, wall = timed_train(export, params)
@@ -164,18 +187,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     report = {
         "config": {
-            "buyers": args.buyers, "seed": args.seed, "quick": args.quick,
-            "label_delay": format_duration(args.label_delay), "blas_threads": args.blas_threads,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "cpus": os.cpu_count(),
+            "buyers": args.buyers,
+            "seed": args.seed,
+            "quick": args.quick,
+            "label_delay": format_duration(args.label_delay),
+            "blas_threads": args.blas_threads,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "cpus": os.cpu_count(),
             "python": platform.python_version(),
         },
         "data": main_run.data_description,
         "split": main_run.split.describe()
         | {f"{k}_instants": len(getattr(main_run.split, k)) for k in ("train", "valid", "test")},
         "train_breakdown_s": breakdown,
-        "timings_s": clock.seconds | {f"train.{k}": v for k, v in main_run.timings.items()}
-        | {"train.other_s": wall - sum(main_run.timings.values()),
-           "baseline_refit.logistic_fit_s": baselines["logistic_fit_s"]},
+        "timings_s": clock.seconds
+        | {f"train.{k}": v for k, v in main_run.timings.items()}
+        | {
+            "train.other_s": wall - sum(main_run.timings.values()),
+            "baseline_refit.logistic_fit_s": baselines["logistic_fit_s"],
+        },
         "metrics": main_run.metrics,
         "baseline_refit_check": baselines["check"]
         | {k: baselines[k] for k in ("logistic_lbfgs_iterations", "logistic_max_iter")},
@@ -230,9 +260,7 @@ def timed_train(
 # --- TRUE-stage recovery -------------------------------------------------------------
 
 
-def true_stage_at(
-    keys: pd.DataFrame, truth: pd.DataFrame, stages: tuple[str, ...]
-) -> np.ndarray:
+def true_stage_at(keys: pd.DataFrame, truth: pd.DataFrame, stages: tuple[str, ...]) -> np.ndarray:
     """Index of each row's TRUE stage at as_of, -1 if none.
 
     The TRUE stage is the last truth entry with ``entered_at <= as_of``; same-instant
@@ -251,7 +279,10 @@ def true_stage_at(
     found = pd.merge_asof(
         left.sort_values("as_of"),
         path.rename(columns={"entered_at": "as_of"})[["buyer_id", "as_of", "true_index"]],
-        on="as_of", by="buyer_id", direction="backward", allow_exact_matches=True,
+        on="as_of",
+        by="buyer_id",
+        direction="backward",
+        allow_exact_matches=True,
     ).sort_values("_row")
     return np.asarray(found["true_index"].fillna(-1).astype(int).to_numpy())
 
@@ -335,16 +366,21 @@ def refit_baselines(export: Export, params: Params, result: TrainingResult) -> d
     """
     vocabulary = result.model.vocabulary
     snaps = build_snapshots(
-        export.interactions, export.stage_history, params=params,
-        vocabulary=vocabulary, buyers=export.buyers, as_of=result.split.train,
+        export.interactions,
+        export.stage_history,
+        params=params,
+        vocabulary=vocabulary,
+        buyers=export.buyers,
+        as_of=result.split.train,
     )
     columns = feature_columns(vocabulary, params.features)
     labeled = snaps["stage_index"].notna()
     X, y = snaps.loc[labeled, columns], snaps.loc[labeled, "stage_index"].astype(int).to_numpy()
     Xt = result.test_frame[columns]
     n = len(params.stages)
-    rule: Any = (LastActivityRule(n_classes=n) if "last_activity_1" in X
-                 else MajorityBaseline(n_classes=n))
+    rule: Any = (
+        LastActivityRule(n_classes=n) if "last_activity_1" in X else MajorityBaseline(n_classes=n)
+    )
     start = time.perf_counter()
     logistic = fit_quietly(logistic_baseline(X, random_state=params.seed), X, y)
     fit_s = time.perf_counter() - start
@@ -382,8 +418,7 @@ def delay_summary(
         "train_instants": len(result.split.train),
         "valid_instants": len(result.split.valid),
         "model_vs_true": agreement(true[has_true], model[has_true], n),
-        "model_raw_vs_true": agreement(
-            true[has_true], rows["predicted"]["model raw"][has_true], n),
+        "model_raw_vs_true": agreement(true[has_true], rows["predicted"]["model raw"][has_true], n),
         "recorded_vs_true": agreement(true[labeled], recorded[labeled], n),
         "model_vs_recorded_macro_f1": result.metrics["stage.macro_f1"],
         "inflection_roc_auc": result.metrics["inflection.roc_auc"],
@@ -414,7 +449,8 @@ def time_breakdown(profile: cProfile.Profile) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, (file, function) in PROFILED.items():
         out[name] = sum(
-            row[3] for (path, _line, func), row in stats.items()
+            row[3]
+            for (path, _line, func), row in stats.items()
             if func == function and path.replace(os.sep, "/").endswith(file)
         )
     return out
@@ -427,15 +463,19 @@ def compare_runs(first: TrainingResult, second: TrainingResult) -> dict[str, Any
     """Metrics (NaN equal to NaN) and test-row scores must be bit-for-bit identical."""
     a, b = first.metrics, second.metrics
     differing = sorted(
-        k for k in a.keys() | b.keys()
-        if k not in a or k not in b or not _same(a[k], b[k])
+        k for k in a.keys() | b.keys() if k not in a or k not in b or not _same(a[k], b[k])
     )
-    scores = [m.predict_features(r.test_frame) for m, r in
-              ((first.model, first), (second.model, second))]
+    scores = [
+        m.predict_features(r.test_frame) for m, r in ((first.model, first), (second.model, second))
+    ]
     same_scores = scores[0].equals(scores[1])
     identical = not differing and same_scores
-    return {"identical": identical, "metrics_compared": len(a), "differing_metrics": differing,
-            "test_scores_identical": same_scores}
+    return {
+        "identical": identical,
+        "metrics_compared": len(a),
+        "differing_metrics": differing,
+        "test_scores_identical": same_scores,
+    }
 
 
 def _same(x: float, y: float) -> bool:
@@ -447,13 +487,15 @@ def _same(x: float, y: float) -> bool:
 
 def markdown(header: list[str], rows: list[list[Any]]) -> str:
     """The shared table with floats to 4 decimals and every column but the first numeric."""
+
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return "n/a" if math.isnan(v) else f"{v:.4f}"
         return f"{v:,}" if isinstance(v, int) else str(v)
 
-    return markdown_table(header, [[cell(v) for v in row] for row in rows],
-                          numeric=range(1, len(header)))
+    return markdown_table(
+        header, [[cell(v) for v in row] for row in rows], numeric=range(1, len(header))
+    )
 
 
 def metric_table(
@@ -468,61 +510,114 @@ def metric_table(
 
 def print_report(report: dict[str, Any], stages: tuple[str, ...]) -> None:
     metrics, cfg, data = report["metrics"], report["config"], report["data"]
-    print(f"\n# Training benchmark: {cfg['buyers']:,} buyers, seed {cfg['seed']}, "
-          f"label_delay {cfg['label_delay']}")
-    print(f"\n{data['interactions']:,} interactions; {data['snapshot_rows']:,} snapshot rows "
-          f"{data['snapshot_rows_by_period']}; split {report['split']}")
+    print(
+        f"\n# Training benchmark: {cfg['buyers']:,} buyers, seed {cfg['seed']}, "
+        f"label_delay {cfg['label_delay']}"
+    )
+    print(
+        f"\n{data['interactions']:,} interactions; {data['snapshot_rows']:,} snapshot rows "
+        f"{data['snapshot_rows_by_period']}; split {report['split']}"
+    )
 
     print("\n## Time (s)\n")
     print(markdown(["step", "seconds"], [[k, v] for k, v in report["timings_s"].items()]))
     if report["train_breakdown_s"]:
         print("\ninside train(), from cProfile of the determinism run (cumulative, nested):\n")
-        print(markdown(["callee", "seconds"],
-                       [[k, v] for k, v in report["train_breakdown_s"].items()]))
+        print(
+            markdown(
+                ["callee", "seconds"], [[k, v] for k, v in report["train_breakdown_s"].items()]
+            )
+        )
 
     test_rows = int(metrics["inflection.rows"])
     print("\n## Stage model (test period, recorded labels)\n")
     print(metric_table(metrics, "stage", STAGE_COLUMNS))
     print(f"\n## Inflection model (test period, all {test_rows:,} labeled rows)\n")
     print(metric_table(metrics, "inflection", INFLECTION_COLUMNS))
-    print(f"\n## Inflection model (test period, {int(metrics['inflection.can_advance.rows']):,} "
-          "can_advance rows)\n")
+    print(
+        f"\n## Inflection model (test period, {int(metrics['inflection.can_advance.rows']):,} "
+        "can_advance rows)\n"
+    )
     print(metric_table(metrics, "inflection", INFLECTION_COLUMNS, suffix="can_advance"))
     check = report["baseline_refit_check"]
-    print(f"\nbaselines refit outside train() reproduce its metrics: {check['reproduced']} "
-          f"(max |diff| {max(check['max_abs_diff'].values()):.2g}); stage logistic baseline "
-          f"used {check['logistic_lbfgs_iterations']} of {check['logistic_max_iter']} lbfgs "
-          "iterations")
+    print(
+        f"\nbaselines refit outside train() reproduce its metrics: {check['reproduced']} "
+        f"(max |diff| {max(check['max_abs_diff'].values()):.2g}); stage logistic baseline "
+        f"used {check['logistic_lbfgs_iterations']} of {check['logistic_max_iter']} lbfgs "
+        "iterations"
+    )
 
     rec = report["true_stage_recovery"]
     print("\n## TRUE-stage recovery (test period)\n")
-    print(f"{rec['test_rows']:,} test rows: {rec['rows_without_true_stage']:,} without a true "
-          f"stage at as_of (dropped), {rec['rows_true_but_unlabeled']:,} with a true stage but "
-          "no recorded one (in 'all' only).\n")
+    print(
+        f"{rec['test_rows']:,} test rows: {rec['rows_without_true_stage']:,} without a true "
+        f"stage at as_of (dropped), {rec['rows_true_but_unlabeled']:,} with a true stage but "
+        "no recorded one (in 'all' only).\n"
+    )
     names = list(rec["labeled"])
-    rows = [[name, *(rec[s][name][m] if name in rec[s] else float("nan")
-                     for s in ("all", "labeled") for m in ("accuracy", "macro_f1"))]
-            for name in names]
+    rows = [
+        [
+            name,
+            *(
+                rec[s][name][m] if name in rec[s] else float("nan")
+                for s in ("all", "labeled")
+                for m in ("accuracy", "macro_f1")
+            ),
+        ]
+        for name in names
+    ]
     n_all = next(iter(rec["all"].values()))["rows"]
     n_lab = next(iter(rec["labeled"].values()))["rows"]
-    print(markdown(["vs TRUE stage", f"acc. (all {n_all:,})", f"macro-F1 (all {n_all:,})",
-                    f"acc. (labeled {n_lab:,})", f"macro-F1 (labeled {n_lab:,})"], rows))
+    print(
+        markdown(
+            [
+                "vs TRUE stage",
+                f"acc. (all {n_all:,})",
+                f"macro-F1 (all {n_all:,})",
+                f"acc. (labeled {n_lab:,})",
+                f"macro-F1 (labeled {n_lab:,})",
+            ],
+            rows,
+        )
+    )
     print("\nrecorded stage (columns) vs TRUE stage (rows), labeled test rows:\n")
-    print(markdown(["true \\ recorded", *stages],
-                   [[s, *row] for s, row in zip(stages, rec["recorded_vs_true_confusion"],
-                                                strict=True)]))
+    print(
+        markdown(
+            ["true \\ recorded", *stages],
+            [[s, *row] for s, row in zip(stages, rec["recorded_vs_true_confusion"], strict=True)],
+        )
+    )
 
     print("\n## Label delay vs TRUE-stage recovery (same test rows)\n")
-    print(markdown(
-        ["label_delay", "train s", "train/valid instants", "model vs TRUE acc.",
-         "model vs TRUE macro-F1", "raw vs TRUE macro-F1", "recorded vs TRUE macro-F1",
-         "model vs recorded macro-F1", "inflection ROC-AUC"],
-        [[d, r["train_s"], f"{r['train_instants']}/{r['valid_instants']}",
-          r["model_vs_true"]["accuracy"], r["model_vs_true"]["macro_f1"],
-          r["model_raw_vs_true"]["macro_f1"], r["recorded_vs_true"]["macro_f1"],
-          r["model_vs_recorded_macro_f1"], r["inflection_roc_auc"]]
-         for d, r in report["label_delay"].items()],
-    ))
+    print(
+        markdown(
+            [
+                "label_delay",
+                "train s",
+                "train/valid instants",
+                "model vs TRUE acc.",
+                "model vs TRUE macro-F1",
+                "raw vs TRUE macro-F1",
+                "recorded vs TRUE macro-F1",
+                "model vs recorded macro-F1",
+                "inflection ROC-AUC",
+            ],
+            [
+                [
+                    d,
+                    r["train_s"],
+                    f"{r['train_instants']}/{r['valid_instants']}",
+                    r["model_vs_true"]["accuracy"],
+                    r["model_vs_true"]["macro_f1"],
+                    r["model_raw_vs_true"]["macro_f1"],
+                    r["recorded_vs_true"]["macro_f1"],
+                    r["model_vs_recorded_macro_f1"],
+                    r["inflection_roc_auc"],
+                ]
+                for d, r in report["label_delay"].items()
+            ],
+        )
+    )
 
     det = report["determinism"]
     print("\n## Determinism\n")
@@ -530,10 +625,12 @@ def print_report(report: dict[str, Any], stages: tuple[str, ...]) -> None:
         print("skipped (--skip-determinism)")
     else:
         differing = det["differing_metrics"]
-        print(f"second training ({det['second_train_s']:.1f}s): {det['metrics_compared']} "
-              f"metrics identical: {not differing}; test scores identical: "
-              f"{det['test_scores_identical']}"
-              + (f"; differing: {differing[:10]}" if differing else ""))
+        print(
+            f"second training ({det['second_train_s']:.1f}s): {det['metrics_compared']} "
+            f"metrics identical: {not differing}; test scores identical: "
+            f"{det['test_scores_identical']}"
+            + (f"; differing: {differing[:10]}" if differing else "")
+        )
 
 
 def _summarise_warnings(caught: list[warnings.WarningMessage]) -> list[str]:

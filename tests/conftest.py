@@ -14,8 +14,6 @@ from stageml.simulate import simulate, write_export  # noqa: E402
 from stageml.train import TrainingResult, train  # noqa: E402
 from stageml.validate import Export, load_export  # noqa: E402
 
-
-
 FAST = {"n_estimators": 150, "learning_rate": 0.1, "early_stopping_rounds": 20}
 
 
@@ -45,5 +43,3 @@ def export(export_dir: Path) -> Export:
 @pytest.fixture(scope="session")
 def trained(export: Export) -> TrainingResult:
     return train(export, small_params())
-
-

@@ -28,8 +28,12 @@ def reference_features(
     act_slugs = vocabulary.activity_slugs()
     chan_slugs = vocabulary.channel_slugs()
     ev = interactions.copy()
-    ev["act"] = ev["activity"].astype(object).map(lambda a: acts.index(a) if a in acts else len(acts))
-    ev["chan"] = [chans.index(c) if isinstance(c, str) and c in chans else len(chans) for c in ev["channel"]]
+    ev["act"] = (
+        ev["activity"].astype(object).map(lambda a: acts.index(a) if a in acts else len(acts))
+    )
+    ev["chan"] = [
+        chans.index(c) if isinstance(c, str) and c in chans else len(chans) for c in ev["channel"]
+    ]
     ev["dir"] = ev["direction"].map({"inbound": 0, "outbound": 1}).fillna(9)
     rows = []
     for t in sorted(set(as_of)):
@@ -72,14 +76,18 @@ def reference_features(
             trend = config.trend_window
             tname = format_duration(trend)
             recent = len(past[past["occurred_at"] >= t - trend])
-            prev = len(past[(past["occurred_at"] >= t - 2 * trend) & (past["occurred_at"] < t - trend)])
+            prev = len(
+                past[(past["occurred_at"] >= t - 2 * trend) & (past["occurred_at"] < t - trend)]
+            )
             row[f"n_prev_{tname}"] = prev
             row[f"trend_ratio_{tname}"] = (recent + 1) / (prev + 1)
             row["days_since_last"] = (t - last) / DAY
             row["days_since_first"] = tenure
             for i, s in enumerate(act_slugs):
                 hits = past[past["act"] == i]
-                row[f"days_since_act_{s}"] = (t - hits["occurred_at"].max()) / DAY if len(hits) else np.nan
+                row[f"days_since_act_{s}"] = (
+                    (t - hits["occurred_at"].max()) / DAY if len(hits) else np.nan
+                )
             gaps = past["occurred_at"].diff().dropna() / DAY
             row["gap_mean_days"] = gaps.mean() if len(gaps) else np.nan
             row["gap_max_days"] = gaps.max() if len(gaps) else np.nan
@@ -95,4 +103,3 @@ def reference_features(
         if col not in frame:
             frame[col] = np.nan
     return frame[columns]
-

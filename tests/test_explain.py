@@ -169,9 +169,7 @@ def test_shap_figures_render(trained: TrainingResult) -> None:
 
     model = trained.model
     figures = global_figures(model, trained.test_frame, sample=200, seed=1)
-    expected = {f"beeswarm_{s}" for s in model.stages} | {
-        f"mean_abs_{s}" for s in model.stages
-    }
+    expected = {f"beeswarm_{s}" for s in model.stages} | {f"mean_abs_{s}" for s in model.stages}
     assert expected | {"mean_abs_inflection"} <= set(figures)
     assert sum(name.startswith("dependence_") for name in figures) == 3
     for task in ("stage", "inflection"):

@@ -20,7 +20,10 @@ ACTIVITIES = ["visit", "pricing", "demo", "email", "Case Study!"]
 CHANNELS = ["web", "email", "phone", None]
 BASE = pd.Timestamp("2024-03-01")
 CONFIG = FeatureConfig(
-    windows=("1d", "7d", "30d"), trend_window="7d", top_activities=3, top_channels=2,
+    windows=("1d", "7d", "30d"),
+    trend_window="7d",
+    top_activities=3,
+    top_channels=2,
     last_activities=3,
 )
 
@@ -32,11 +35,17 @@ def random_interactions(seed: int, n: int = 60, buyers: int = 4, days: int = 60)
     seconds[: n // 10] = seconds[n // 10 : 2 * (n // 10)]
     return pd.DataFrame(
         {
-            "buyer_id": pd.array([f"b{i}" for i in rng.integers(0, buyers, size=n)], dtype="string"),
+            "buyer_id": pd.array(
+                [f"b{i}" for i in rng.integers(0, buyers, size=n)], dtype="string"
+            ),
             "occurred_at": (BASE + pd.to_timedelta(seconds, unit="s")).astype("datetime64[us]"),
             "activity": pd.array(rng.choice(ACTIVITIES, size=n), dtype="string"),
-            "channel": pd.array(rng.choice(np.array(CHANNELS, dtype=object), size=n), dtype="string"),
-            "direction": pd.array(rng.choice(["inbound", "outbound", None], size=n), dtype="string"),
+            "channel": pd.array(
+                rng.choice(np.array(CHANNELS, dtype=object), size=n), dtype="string"
+            ),
+            "direction": pd.array(
+                rng.choice(["inbound", "outbound", None], size=n), dtype="string"
+            ),
         }
     )
 
@@ -45,7 +54,12 @@ def as_ofs(days: list[int], hour: int = 0) -> list[pd.Timestamp]:
     return [BASE + pd.Timedelta(days=d, hours=hour) for d in days]
 
 
-def fast(frame: pd.DataFrame, instants: list[pd.Timestamp], vocab: Vocabulary, config: FeatureConfig = CONFIG) -> pd.DataFrame:
+def fast(
+    frame: pd.DataFrame,
+    instants: list[pd.Timestamp],
+    vocab: Vocabulary,
+    config: FeatureConfig = CONFIG,
+) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnseenActivityWarning)
         return build_features(frame, instants, vocabulary=vocab, config=config)
@@ -77,7 +91,9 @@ def test_matches_pandas_reference(seed: int, hour: int) -> None:
 
 
 def test_hour_windows_match_reference() -> None:
-    config = FeatureConfig(windows=("12h", "36h"), trend_window="6h", top_activities=2, top_channels=2)
+    config = FeatureConfig(
+        windows=("12h", "36h"), trend_window="6h", top_activities=2, top_channels=2
+    )
     data = random_interactions(11, n=80, days=4)
     vocab = fit_vocabulary(data, None, config)
     instants = [BASE + pd.Timedelta(hours=h, minutes=30) for h in (20, 50, 90)]
@@ -103,7 +119,9 @@ def to_frame(rows: list[tuple[int, int, str, str, str]]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "buyer_id": pd.array([f"b{r[0]}" for r in rows], dtype="string"),
-            "occurred_at": (BASE + pd.to_timedelta([r[1] for r in rows], unit="s")).astype("datetime64[us]"),
+            "occurred_at": (BASE + pd.to_timedelta([r[1] for r in rows], unit="s")).astype(
+                "datetime64[us]"
+            ),
             "activity": pd.array([r[2] for r in rows], dtype="string"),
             "channel": pd.array([r[3] for r in rows], dtype="string"),
             "direction": pd.array([r[4] for r in rows], dtype="string"),
@@ -112,7 +130,8 @@ def to_frame(rows: list[tuple[int, int, str, str, str]]) -> pd.DataFrame:
 
 
 FIXED_VOCAB = Vocabulary(
-    activities=("visit", "pricing", "demo"), channels=("web", "email"),
+    activities=("visit", "pricing", "demo"),
+    channels=("web", "email"),
     known_activities=frozenset(ACTIVITIES),
 )
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -139,17 +158,22 @@ def test_row_order_never_changes_features(rows, seed, cut) -> None:
     shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     instants = [BASE + pd.Timedelta(seconds=cut), BASE + pd.Timedelta(days=41)]
     pd.testing.assert_frame_equal(
-        comparable(fast(frame, instants, FIXED_VOCAB)), comparable(fast(shuffled, instants, FIXED_VOCAB))
+        comparable(fast(frame, instants, FIXED_VOCAB)),
+        comparable(fast(shuffled, instants, FIXED_VOCAB)),
     )
 
 
 @PROPERTY
-@given(rows=events, shift=st.integers(-10**9, 10**9), cut=st.integers(1, 40 * 86400))
+@given(rows=events, shift=st.integers(-(10**9), 10**9), cut=st.integers(1, 40 * 86400))
 def test_shifting_time_never_changes_features(rows, shift, cut) -> None:
     frame = to_frame(rows)
-    moved = frame.assign(occurred_at=(frame["occurred_at"] + pd.Timedelta(seconds=shift)).astype("datetime64[us]"))
+    moved = frame.assign(
+        occurred_at=(frame["occurred_at"] + pd.Timedelta(seconds=shift)).astype("datetime64[us]")
+    )
     t = BASE + pd.Timedelta(seconds=cut)
-    got = comparable(fast(moved, [t + pd.Timedelta(seconds=shift)], FIXED_VOCAB)).drop(columns="as_of")
+    got = comparable(fast(moved, [t + pd.Timedelta(seconds=shift)], FIXED_VOCAB)).drop(
+        columns="as_of"
+    )
     want = comparable(fast(frame, [t], FIXED_VOCAB)).drop(columns="as_of")
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=1e-9)
 
@@ -162,9 +186,13 @@ def test_buyer_appears_only_with_history_before_as_of() -> None:
 
 
 def test_unseen_activity_goes_to_other_with_warning() -> None:
-    data = to_frame([(0, 100, "visit", "web", "inbound"), (0, 200, "brand_new_thing", "web", "inbound")])
+    data = to_frame(
+        [(0, 100, "visit", "web", "inbound"), (0, 200, "brand_new_thing", "web", "inbound")]
+    )
     with pytest.warns(UnseenActivityWarning, match="brand_new_thing"):
-        got = build_features(data, [BASE + pd.Timedelta(days=1)], vocabulary=FIXED_VOCAB, config=CONFIG)
+        got = build_features(
+            data, [BASE + pd.Timedelta(days=1)], vocabulary=FIXED_VOCAB, config=CONFIG
+        )
     assert got.loc[0, "act_other_all"] == 1
     assert got.loc[0, "n_all"] == 2
     assert got.loc[0, "last_activity_1"] == "other"
@@ -176,15 +204,21 @@ def test_columns_are_fixed_by_the_vocabulary() -> None:
     other_export = random_interactions(2).assign(activity=pd.array(["zzz"] * 60, dtype="string"))
     a = fast(train, as_ofs([30]), vocab)
     b = fast(other_export, as_ofs([30]), vocab)
-    assert list(a.columns) == list(b.columns) == ["buyer_id", "as_of", *feature_columns(vocab, CONFIG)]
+    assert (
+        list(a.columns) == list(b.columns) == ["buyer_id", "as_of", *feature_columns(vocab, CONFIG)]
+    )
     assert (a.dtypes == b.dtypes).all()
 
 
 def test_buyer_attributes_are_categoricals_not_one_hot() -> None:
     data = to_frame([(0, 100, "visit", "web", "inbound"), (1, 100, "visit", "web", "inbound")])
-    buyers = pd.DataFrame({"buyer_id": ["b0", "b1"], "segment": ["smb", "enterprise"], "employees": [10, 900]})
+    buyers = pd.DataFrame(
+        {"buyer_id": ["b0", "b1"], "segment": ["smb", "enterprise"], "employees": [10, 900]}
+    )
     vocab = fit_vocabulary(data, buyers, CONFIG)
-    got = build_features(data, [BASE + pd.Timedelta(days=1)], vocabulary=vocab, config=CONFIG, buyers=buyers)
+    got = build_features(
+        data, [BASE + pd.Timedelta(days=1)], vocabulary=vocab, config=CONFIG, buyers=buyers
+    )
     assert isinstance(got["buyer_segment"].dtype, pd.CategoricalDtype)
     assert list(got["buyer_segment"].astype(str)) == ["smb", "enterprise"]
     assert list(got["buyer_employees"]) == [10.0, 900.0]

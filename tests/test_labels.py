@@ -14,11 +14,17 @@ T = pd.Timestamp
 
 def history(*rows: tuple[str, str, str]) -> pd.DataFrame:
     return pd.DataFrame(
-        {"buyer_id": [r[0] for r in rows], "stage": [r[1] for r in rows], "entered_at": pd.to_datetime([r[2] for r in rows])}
+        {
+            "buyer_id": [r[0] for r in rows],
+            "stage": [r[1] for r in rows],
+            "entered_at": pd.to_datetime([r[2] for r in rows]),
+        }
     )
 
 
-def label(buyer: str, as_of: str, hist: pd.DataFrame, *, end: str = "2024-12-31", **config: str) -> dict:
+def label(
+    buyer: str, as_of: str, hist: pd.DataFrame, *, end: str = "2024-12-31", **config: str
+) -> dict:
     points = pd.DataFrame({"buyer_id": [buyer], "as_of": [T(as_of)]})
     out = build_labels(points, hist, stages=STAGES, config=LabelConfig(**config), data_end=T(end))
     return out.iloc[0].to_dict()
@@ -65,7 +71,11 @@ def test_right_censoring_is_unknown_not_negative() -> None:
 
 
 def test_regression_or_same_stage_is_not_an_inflection() -> None:
-    hist = history(("r", "evaluating", "2024-01-01"), ("r", "engaged", "2024-01-10"), ("r", "evaluating", "2024-01-20"))
+    hist = history(
+        ("r", "evaluating", "2024-01-01"),
+        ("r", "engaged", "2024-01-10"),
+        ("r", "evaluating", "2024-01-20"),
+    )
     # From engaged (Jan 15), re-entering evaluating is a move to a later stage.
     assert label("r", "2024-01-15", hist)["inflection"] == 1
     # From evaluating (Jan 5), dropping to engaged and back to evaluating is not.
@@ -88,7 +98,9 @@ def test_label_delay_reads_stage_later_and_shifts_horizon() -> None:
 
 @pytest.mark.parametrize("n", [1, 50])
 def test_vectorised_rows_keep_input_order(n: int) -> None:
-    points = pd.DataFrame({"buyer_id": ["a", "zz"] * n, "as_of": [T("2024-03-01"), T("2024-01-15")] * n})
+    points = pd.DataFrame(
+        {"buyer_id": ["a", "zz"] * n, "as_of": [T("2024-03-01"), T("2024-01-15")] * n}
+    )
     out = build_labels(points, HIST, stages=STAGES, config=LabelConfig(), data_end=T("2024-12-31"))
     assert list(out["buyer_id"]) == list(points["buyer_id"])
     assert list(out["stage"].fillna("-")) == ["evaluating", "-"] * n

@@ -17,21 +17,41 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 @pytest.fixture(scope="module")
-def registry_uri(tmp_path_factory: pytest.TempPathFactory, export: Export, trained: TrainingResult) -> str:
+def registry_uri(
+    tmp_path_factory: pytest.TempPathFactory, export: Export, trained: TrainingResult
+) -> str:
     uri = f"sqlite:///{tmp_path_factory.mktemp('nb') / 'mlflow.db'}"
     log_training(trained, export, tracking_uri=uri)
     return uri
 
 
 @pytest.mark.parametrize("name", ["analyst.ipynb", "runs.ipynb"])
-def test_notebook_executes(name: str, registry_uri: str, export_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_executes(
+    name: str, registry_uri: str, export_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry_uri)
     monkeypatch.setenv("STAGEML_DATA", str(export_dir))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend shows plots
     book = nbformat.read(NOTEBOOKS / name, as_version=4)
-    assert all(not cell.get("outputs") for cell in book.cells if cell.cell_type == "code"), "store notebooks without outputs"
-    NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert all(not cell.get("outputs") for cell in book.cells if cell.cell_type == "code"), (
+        "store notebooks without outputs"
+    )
+    NotebookClient(
+        book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
+    errors = [
+        o
+        for c in book.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
     assert not errors
-    images = [o for c in book.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for c in book.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
     assert images, "the notebook should show its plots"

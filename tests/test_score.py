@@ -25,7 +25,13 @@ def dirty_export(export_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     bad = pd.DataFrame(
         {
             "buyer_id": [None, "B000001", "ZZ_ALL_BAD", "ZZ_ALL_BAD", "ZZ_LATE"],
-            "occurred_at": ["2026-01-01T00:00:00", "not a time", "garbage", "2026-01-01T00:00:00", "2026-06-20T00:00:00"],
+            "occurred_at": [
+                "2026-01-01T00:00:00",
+                "not a time",
+                "garbage",
+                "2026-01-01T00:00:00",
+                "2026-06-20T00:00:00",
+            ],
             "activity": ["site_visit", "site_visit", "site_visit", None, "site_visit"],
             "channel": ["web"] * 5,
             "direction": ["inbound", "inbound", "inbound", "inbound", "sideways"],
@@ -37,7 +43,9 @@ def dirty_export(export_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return folder
 
 
-def test_every_input_buyer_is_scored_once_or_rejected(dirty_export: Path, trained: TrainingResult, tmp_path: Path) -> None:
+def test_every_input_buyer_is_scored_once_or_rejected(
+    dirty_export: Path, trained: TrainingResult, tmp_path: Path
+) -> None:
     summary = score_local(dirty_export, trained.model, AS_OF, out=tmp_path / "scores.parquet")
     scores = pd.read_parquet(tmp_path / "scores.parquet")
     rejects = pd.read_csv(tmp_path / "scores_rejects.csv", dtype={"buyer_id": "string"})
@@ -50,12 +58,23 @@ def test_every_input_buyer_is_scored_once_or_rejected(dirty_export: Path, traine
     reasons = dict(zip(buyer_level["buyer_id"], buyer_level["reason"], strict=True))
     assert reasons["ZZ_ALL_BAD"] == "all_interaction_rows_rejected"
     row_reasons = set(rejects.loc[rejects["table"] == "interactions", "reason"])
-    assert {"missing_buyer_id", "unparseable_occurred_at", "duplicate_interaction", "invalid_direction"} <= row_reasons
+    assert {
+        "missing_buyer_id",
+        "unparseable_occurred_at",
+        "duplicate_interaction",
+        "invalid_direction",
+    } <= row_reasons
     # Accepted + rejected rows = input rows.
     n_row_rejects = int((rejects["table"] == "interactions").sum())
     assert summary["input_rows"]["interactions"] == len(raw)
-    assert summary["scored_buyers"] + summary["rejected_buyers"] == summary["input_buyers"] == len(input_buyers)
-    assert n_row_rejects == sum(v for k, v in summary["rejected_rows"].items() if k.startswith("interactions:"))
+    assert (
+        summary["scored_buyers"] + summary["rejected_buyers"]
+        == summary["input_buyers"]
+        == len(input_buyers)
+    )
+    assert n_row_rejects == sum(
+        v for k, v in summary["rejected_rows"].items() if k.startswith("interactions:")
+    )
     # Rejected rows point at their row in the original file (1-based data rows).
     null_row = rejects[(rejects["reason"] == "missing_buyer_id")]["row"].iloc[0]
     assert pd.isna(raw.loc[int(null_row) - 1, "buyer_id"])
@@ -63,18 +82,30 @@ def test_every_input_buyer_is_scored_once_or_rejected(dirty_export: Path, traine
     assert on_disk["model_version"] == "" and on_disk["inputs"]["interactions"]["sha256"]
 
 
-def test_partitions_give_the_same_scores(dirty_export: Path, trained: TrainingResult, tmp_path: Path) -> None:
+def test_partitions_give_the_same_scores(
+    dirty_export: Path, trained: TrainingResult, tmp_path: Path
+) -> None:
     score_local(dirty_export, trained.model, AS_OF, out=tmp_path / "one.parquet")
-    summary = score_local(dirty_export, trained.model, AS_OF, out=tmp_path / "many.csv", partition_rows=20_000)
+    summary = score_local(
+        dirty_export, trained.model, AS_OF, out=tmp_path / "many.csv", partition_rows=20_000
+    )
     assert summary["partitions"] > 1
     one = pd.read_parquet(tmp_path / "one.parquet").sort_values("buyer_id").reset_index(drop=True)
-    many = pd.read_csv(tmp_path / "many.csv", dtype={"buyer_id": "string"}).sort_values("buyer_id").reset_index(drop=True)
+    many = (
+        pd.read_csv(tmp_path / "many.csv", dtype={"buyer_id": "string"})
+        .sort_values("buyer_id")
+        .reset_index(drop=True)
+    )
     assert list(one["buyer_id"]) == list(many["buyer_id"])
     assert list(one["stage"]) == list(many["stage"])
-    pd.testing.assert_series_equal(one["inflection_probability"], many["inflection_probability"], rtol=1e-9, check_names=False)
+    pd.testing.assert_series_equal(
+        one["inflection_probability"], many["inflection_probability"], rtol=1e-9, check_names=False
+    )
 
 
-def test_failed_run_leaves_no_output(dirty_export: Path, trained: TrainingResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_run_leaves_no_output(
+    dirty_export: Path, trained: TrainingResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import stageml.score as score
 
     calls = {"n": 0}
@@ -88,16 +119,28 @@ def test_failed_run_leaves_no_output(dirty_export: Path, trained: TrainingResult
 
     monkeypatch.setattr(score, "score_tables", failing)
     with pytest.raises(RuntimeError, match="half-way"):
-        score_local(dirty_export, trained.model, AS_OF, out=tmp_path / "s.parquet", partition_rows=20_000)
+        score_local(
+            dirty_export, trained.model, AS_OF, out=tmp_path / "s.parquet", partition_rows=20_000
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_trends_against_a_previous_run() -> None:
     stages = ("alerted", "engaged", "evaluating", "committed", "purchased")
-    now = pd.DataFrame({"buyer_id": ["a", "b", "c", "d"], "stage": ["engaged", "engaged", "alerted", "evaluating"],
-                        "inflection_probability": [0.5, 0.2, 0.1, 0.3]})
-    before = pd.DataFrame({"buyer_id": ["a", "b", "c"], "stage": ["alerted", "engaged", "engaged"],
-                           "inflection_probability": [0.2, 0.22, 0.5]})
+    now = pd.DataFrame(
+        {
+            "buyer_id": ["a", "b", "c", "d"],
+            "stage": ["engaged", "engaged", "alerted", "evaluating"],
+            "inflection_probability": [0.5, 0.2, 0.1, 0.3],
+        }
+    )
+    before = pd.DataFrame(
+        {
+            "buyer_id": ["a", "b", "c"],
+            "stage": ["alerted", "engaged", "engaged"],
+            "inflection_probability": [0.2, 0.22, 0.5],
+        }
+    )
     out = add_trends(now, before, stages, threshold=0.05).set_index("buyer_id")
     assert list(out["stage_change"]) == ["advanced", "same", "regressed", "new"]
     assert list(out["inflection_trend"]) == ["improving", "steady", "declining", "new"]

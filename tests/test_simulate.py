@@ -44,8 +44,14 @@ def truth(export: SimulatedExport) -> pd.DataFrame:
 def _stage_at(events: pd.DataFrame, on: str, truth: pd.DataFrame) -> pd.DataFrame:
     """Attach the true stage (and quiet time) in force at each row's ``on`` instant."""
     path = truth[["buyer_id", "entered_at", "rank", "quiet_at"]].sort_values("entered_at")
-    return pd.merge_asof(events.sort_values(on), path, left_on=on, right_on="entered_at",
-                         by="buyer_id", direction="backward")
+    return pd.merge_asof(
+        events.sort_values(on),
+        path,
+        left_on=on,
+        right_on="entered_at",
+        by="buyer_id",
+        direction="backward",
+    )
 
 
 def test_same_seed_same_frames_and_other_seed_differs() -> None:
@@ -142,9 +148,12 @@ def test_recorded_history_is_late_partial_and_clean(
     # Each recorded change is matched to the latest true entry into the same stage.
     matched = pd.merge_asof(
         history.sort_values("entered_at"),
-        truth[["buyer_id", "stage", "entered_at"]].rename(columns={"entered_at": "true_at"})
+        truth[["buyer_id", "stage", "entered_at"]]
+        .rename(columns={"entered_at": "true_at"})
         .sort_values("true_at"),
-        left_on="entered_at", right_on="true_at", by=["buyer_id", "stage"],
+        left_on="entered_at",
+        right_on="true_at",
+        by=["buyer_id", "stage"],
     )
     lag = (matched["entered_at"] - matched["true_at"]).dropna()
     assert lag.median() > pd.Timedelta(hours=12)
@@ -160,23 +169,36 @@ def test_seller_touch_raises_the_hazard_of_moving_on(
 ) -> None:
     days = pd.date_range(START + pd.Timedelta(days=14), END - pd.Timedelta(days=2), freq="D")
     entry = truth.groupby("buyer_id")["entered_at"].min()
-    grid = pd.DataFrame({
-        "buyer_id": np.repeat(entry.index.to_numpy(), len(days)),
-        "at": np.tile(days.to_numpy(), len(entry)),
-    })
+    grid = pd.DataFrame(
+        {
+            "buyer_id": np.repeat(entry.index.to_numpy(), len(days)),
+            "at": np.tile(days.to_numpy(), len(entry)),
+        }
+    )
     grid = _stage_at(grid[grid["at"] > grid["buyer_id"].map(entry)], "at", truth)
     in_play = (grid["rank"] < FINAL) & ~(grid["quiet_at"] <= grid["at"])
     grid = grid[in_play].drop(columns=["entered_at", "quiet_at"])
     outbound = export.interactions.loc[
-        export.interactions["direction"] == "outbound", ["buyer_id", "occurred_at"]]
-    grid = pd.merge_asof(grid.sort_values("at"), outbound.sort_values("occurred_at"),
-                         left_on="at", right_on="occurred_at", by="buyer_id",
-                         allow_exact_matches=False)
+        export.interactions["direction"] == "outbound", ["buyer_id", "occurred_at"]
+    ]
+    grid = pd.merge_asof(
+        grid.sort_values("at"),
+        outbound.sort_values("occurred_at"),
+        left_on="at",
+        right_on="occurred_at",
+        by="buyer_id",
+        allow_exact_matches=False,
+    )
     touched = (grid["at"] - grid["occurred_at"]) <= pd.Timedelta(days=6)
     ups = truth[truth.groupby("buyer_id")["rank"].diff() > 0]
-    grid = pd.merge_asof(grid, ups[["buyer_id", "entered_at"]].sort_values("entered_at"),
-                         left_on="at", right_on="entered_at", by="buyer_id",
-                         direction="forward")
+    grid = pd.merge_asof(
+        grid,
+        ups[["buyer_id", "entered_at"]].sort_values("entered_at"),
+        left_on="at",
+        right_on="entered_at",
+        by="buyer_id",
+        direction="forward",
+    )
     moved = (grid["entered_at"] - grid["at"]) < pd.Timedelta(days=1)
     hazard = moved.groupby([grid["rank"], touched]).mean().unstack()
     assert (hazard[True] > 1.4 * hazard[False]).all(), hazard
@@ -198,15 +220,17 @@ def test_custom_three_stage_taxonomy() -> None:
     assert set(export.truth["stage"]) == set(stages)
     assert set(export.stage_history["stage"]) <= set(stages)
     staged = export.interactions.merge(
-        export.truth.groupby("buyer_id")["stage"].last().rename("final_stage"), on="buyer_id")
+        export.truth.groupby("buyer_id")["stage"].last().rename("final_stage"), on="buyer_id"
+    )
     logins = staged.loc[staged["activity"] == "product_login", "final_stage"]
     assert (logins == "customer").mean() > 0.95
 
 
 def test_seven_stages_and_params_are_respected() -> None:
     stages = tuple(f"s{i}" for i in range(7))
-    export = simulate(400, seed=4, stages=stages,
-                      params=WorldParams(missing_history_share=0.0, skip_share=0.0))
+    export = simulate(
+        400, seed=4, stages=stages, params=WorldParams(missing_history_share=0.0, skip_share=0.0)
+    )
     assert set(export.truth["stage"]) == set(stages)
     assert export.stage_history["buyer_id"].nunique() >= 0.95 * 400
 
@@ -229,7 +253,8 @@ def test_chunked_folder_equals_in_memory(fmt: str, tmp_path: Path) -> None:
     memory = simulate(700, seed=3, chunk_buyers=300)
     paths = simulate_to_folder(700, seed=3, out=tmp_path, fmt=fmt, chunk_buyers=300)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"{name}.{fmt}" for name in TABLE_NAMES)
+        f"{name}.{fmt}" for name in TABLE_NAMES
+    )
     for name, path in paths.items():
         expected = getattr(memory, name)
         if fmt == "parquet":
@@ -242,7 +267,10 @@ def test_chunked_folder_equals_in_memory(fmt: str, tmp_path: Path) -> None:
             assert back[column].astype(expected[column].dtype).equals(expected[column])
     # Buyer ids continue across blocks.
     assert memory.buyers["buyer_id"].iloc[[299, 300, -1]].tolist() == [
-        "B000300", "B000301", "B000700"]
+        "B000300",
+        "B000301",
+        "B000700",
+    ]
     assert memory.buyers["buyer_id"].is_unique
 
 
@@ -284,7 +312,8 @@ def _cli(*args: str) -> list[str]:
 
 def test_cli_writes_folder_and_prints_summary(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, _cli("--buyers", "150", "--seed", "3", "--out", str(tmp_path), "--format", "csv"))
+        app, _cli("--buyers", "150", "--seed", "3", "--out", str(tmp_path), "--format", "csv")
+    )
     assert result.exit_code == 0, result.output
     assert "150" in result.output and "with recorded history" in result.output
     assert (tmp_path / "interactions.csv").exists()
@@ -294,7 +323,8 @@ def test_cli_writes_folder_and_prints_summary(tmp_path: Path) -> None:
 
 def test_cli_reports_bad_input_without_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, _cli("--buyers", "10", "--out", str(tmp_path), "--format", "xls"))
+        app, _cli("--buyers", "10", "--out", str(tmp_path), "--format", "xls")
+    )
     assert result.exit_code == 2
     assert "unknown output format" in result.output
 

@@ -43,13 +43,13 @@ def dirty_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     interactions = sim.interactions.astype({"occurred_at": "string"})
     good = interactions.iloc[0].to_dict()
     bad = [
-        {**good, "buyer_id": None},                                   # null buyer_id
-        {**good, "occurred_at": "not a date"},                        # unparseable timestamp
-        interactions.iloc[5].to_dict(),                               # exact duplicate
+        {**good, "buyer_id": None},  # null buyer_id
+        {**good, "occurred_at": "not a date"},  # unparseable timestamp
+        interactions.iloc[5].to_dict(),  # exact duplicate
         {**good, "buyer_id": "ZZ-ALL-BAD", "occurred_at": "yesterday"},  # only invalid rows
         {**good, "buyer_id": "ZZ-ALL-BAD", "occurred_at": "31/31/2025"},
         {**good, "buyer_id": "ZZ-LATE", "occurred_at": "2026-05-01 10:00:00"},  # only after as-of
-        {**good, "buyer_id": f"  {good['buyer_id']} "},               # padded id: same buyer
+        {**good, "buyer_id": f"  {good['buyer_id']} "},  # padded id: same buyer
     ]
     rows = pd.concat([interactions, pd.DataFrame(bad)], ignore_index=True)
     folder = tmp_path_factory.mktemp("dirty")
@@ -74,8 +74,15 @@ def test_spark_matches_local_and_loses_no_buyer(
 ) -> None:
     model = trained.model
     local_summary = score_local(dirty_dir, model, AS_OF, out=tmp_path / "local.parquet")
-    summary = score_spark(dirty_dir, model, AS_OF, out=tmp_path / "spark.parquet", buckets=3,
-                          model_uri="models:/m/1", model_version="1")
+    summary = score_spark(
+        dirty_dir,
+        model,
+        AS_OF,
+        out=tmp_path / "spark.parquet",
+        buckets=3,
+        model_uri="models:/m/1",
+        model_version="1",
+    )
     local, local_rejects = _outputs(tmp_path / "local.parquet")
     spark, spark_rejects = _outputs(tmp_path / "spark.parquet")
 
@@ -112,16 +119,27 @@ def test_spark_parquet_trends_and_atomic_output(
     model = trained.model
     first = tmp_path / "first.parquet"
     score_local(export_dir, model, AS_OF, out=first)
-    score_local(export_dir, model, AS_OF + pd.Timedelta(days=30), out=tmp_path / "local.parquet",
-                previous=first)
-    score_spark(export_dir, model, AS_OF + pd.Timedelta(days=30), out=tmp_path / "spark.parquet",
-                previous=first)
+    score_local(
+        export_dir,
+        model,
+        AS_OF + pd.Timedelta(days=30),
+        out=tmp_path / "local.parquet",
+        previous=first,
+    )
+    score_spark(
+        export_dir,
+        model,
+        AS_OF + pd.Timedelta(days=30),
+        out=tmp_path / "spark.parquet",
+        previous=first,
+    )
     local, _ = _outputs(tmp_path / "local.parquet")
     spark, _ = _outputs(tmp_path / "spark.parquet")
     columns = ["buyer_id", "stage", "stage_change", "inflection_trend"]
     pd.testing.assert_frame_equal(spark[columns], local[columns], check_dtype=False)
-    pd.testing.assert_series_equal(spark["p_" + model.stages[0]], local["p_" + model.stages[0]],
-                                   rtol=0, atol=1e-9)
+    pd.testing.assert_series_equal(
+        spark["p_" + model.stages[0]], local["p_" + model.stages[0]], rtol=0, atol=1e-9
+    )
 
     # A failing bucket (the model breaks on the workers) leaves no scores file behind.
     broken = tmp_path / "broken.parquet"
@@ -136,7 +154,12 @@ def test_spark_input_errors_name_the_fix(export_dir: Path, tmp_path: Path) -> No
     with pytest.raises(ContractError, match="no interactions table"):
         score_spark(tmp_path, model, AS_OF, out=tmp_path / "s.parquet")  # type: ignore[arg-type]
     with pytest.raises(ContractError, match="previous scores file does not exist"):
-        score_spark(export_dir, model, AS_OF, out=tmp_path / "s.parquet",  # type: ignore[arg-type]
-                    previous=tmp_path / "missing.parquet")
+        score_spark(
+            export_dir,
+            model,
+            AS_OF,
+            out=tmp_path / "s.parquet",  # type: ignore[arg-type]
+            previous=tmp_path / "missing.parquet",
+        )
     with pytest.raises(ValueError, match="buckets must be a positive integer"):
         score_spark(export_dir, model, AS_OF, out=tmp_path / "s.parquet", buckets=0)  # type: ignore[arg-type]

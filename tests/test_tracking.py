@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory, export: Export, trained: TrainingResult) -> tuple[str, list]:
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, export: Export, trained: TrainingResult
+) -> tuple[str, list]:
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     runs = [log_training(trained, export, tracking_uri=uri) for _ in range(2)]
     return uri, runs
@@ -46,12 +48,19 @@ def test_run_logs_params_metrics_plots_and_data(registry) -> None:
     artifacts = {a.path for a in client.list_artifacts(first.run_id)} | {
         a.path for a in client.list_artifacts(first.run_id, "plots")
     }
-    for expected in ("data_description.json", "vocabulary.json", "plots/confusion_matrix.png",
-                     "plots/reliability.png", "plots/importance_stage.png"):
+    for expected in (
+        "data_description.json",
+        "vocabulary.json",
+        "plots/confusion_matrix.png",
+        "plots/reliability.png",
+        "plots/importance_stage.png",
+    ):
         assert expected in artifacts
 
 
-def test_champion_in_fresh_process_predicts_same_numbers(registry, export_dir: Path, trained: TrainingResult, tmp_path: Path) -> None:
+def test_champion_in_fresh_process_predicts_same_numbers(
+    registry, export_dir: Path, trained: TrainingResult, tmp_path: Path
+) -> None:
     uri, _ = registry
     as_of = str(trained.split.test[0])
     script = f"""
@@ -62,7 +71,7 @@ model = mlflow.pyfunc.load_model("models:/stageml@champion")
 ex = load_export({str(export_dir)!r})
 cols = ["buyer_id", "occurred_at", "activity", "channel", "direction"]
 out = model.predict(ex.interactions[cols], params={{"as_of": {as_of!r}}})
-out.to_parquet({str(tmp_path / 'out.parquet')!r})
+out.to_parquet({str(tmp_path / "out.parquet")!r})
 """
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     fresh = pd.read_parquet(tmp_path / "out.parquet")

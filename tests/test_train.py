@@ -14,6 +14,7 @@ from stageml.validate import Export
 
 pytestmark = pytest.mark.slow
 
+
 def test_stage_model_clearly_beats_majority_and_rule(trained: TrainingResult) -> None:
     m = trained.metrics
     # Measured on this export (seed 11, 1500 buyers): model ~0.78, rule ~0.41, majority ~0.10.
@@ -43,7 +44,9 @@ def test_split_is_in_time_order_and_purged(trained: TrainingResult) -> None:
     assert set(trained.test_frame["as_of"]) == set(split.test)
 
 
-def test_same_data_and_seed_give_same_model_and_metrics(export: Export, trained: TrainingResult) -> None:
+def test_same_data_and_seed_give_same_model_and_metrics(
+    export: Export, trained: TrainingResult
+) -> None:
     again = train(export, small_params())
     assert again.metrics == trained.metrics
     probe = trained.test_frame.head(200)
@@ -58,19 +61,30 @@ def test_adding_late_stage_activity_does_not_lower_late_stage_probability(
     model = trained.model
     as_of = pd.Timestamp(trained.split.test[0])
     inter = export.interactions
-    active = inter[(inter["occurred_at"] < as_of) & (inter["occurred_at"] > as_of - pd.Timedelta(days=60))]
+    active = inter[
+        (inter["occurred_at"] < as_of) & (inter["occurred_at"] > as_of - pd.Timedelta(days=60))
+    ]
     buyers = active["buyer_id"].drop_duplicates().head(300)
     base = inter[inter["buyer_id"].isin(buyers)]
     extra = pd.DataFrame(
         {
             "buyer_id": buyers.to_numpy().repeat(2),
-            "occurred_at": np.tile([as_of - pd.Timedelta(days=3), as_of - pd.Timedelta(days=1)], len(buyers)),
+            "occurred_at": np.tile(
+                [as_of - pd.Timedelta(days=3), as_of - pd.Timedelta(days=1)], len(buyers)
+            ),
             "activity": np.tile(["proposal_view", "contract_review"], len(buyers)),
             "channel": np.tile(["web", "meeting"], len(buyers)),
             "direction": "inbound",
         }
-    ).astype({"buyer_id": "string", "activity": "string", "channel": "string", "direction": "string",
-              "occurred_at": "datetime64[us]"})
+    ).astype(
+        {
+            "buyer_id": "string",
+            "activity": "string",
+            "channel": "string",
+            "direction": "string",
+            "occurred_at": "datetime64[us]",
+        }
+    )
     before = model.predict(base, [as_of], export.buyers)
     after = model.predict(pd.concat([base, extra], ignore_index=True), [as_of], export.buyers)
     late = ["p_committed", "p_purchased"]

@@ -117,12 +117,16 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 def test_timestamp_column_in_wrong_format(tmp_path: Path) -> None:
     # Day-first dates: most rows fail, so the column (not the rows) is wrong.
-    put(tmp_path, "interactions", """\
+    put(
+        tmp_path,
+        "interactions",
+        """\
         buyer_id,occurred_at,activity
         b1,13/01/2024 10:00,email_open
         b1,2024-01-02T10:00:00Z,email_open
         b2,14/01/2024 10:00,web_visit
-        """)
+        """,
+    )
     with pytest.raises(
         ContractError,
         match=where("interactions.csv", "occurred_at", "1, 3")
@@ -141,24 +145,32 @@ def test_timestamp_column_with_no_value(tmp_path: Path) -> None:
 
 
 def test_half_unparseable_is_rejected_not_fatal(tmp_path: Path) -> None:
-    put(tmp_path, "interactions", """\
+    put(
+        tmp_path,
+        "interactions",
+        """\
         buyer_id,occurred_at,activity
         b1,2024-01-02T10:00:00Z,email_open
         b1,yesterday,email_open
-        """)
+        """,
+    )
     export = load_export(tmp_path)
     assert reasons(export, "interactions") == [(2, "unparseable_occurred_at")]
 
 
 def test_stage_outside_taxonomy(tmp_path: Path) -> None:
     put(tmp_path, "interactions", GOOD_INTERACTIONS)
-    put(tmp_path, "stage_history", """\
+    put(
+        tmp_path,
+        "stage_history",
+        """\
         buyer_id,stage,entered_at
         b1,alerted,2024-01-01
         b1,Evaluating,2024-01-05
         b2,closed-won,2024-01-06
         b2,closed-won,2024-01-07
-        """)
+        """,
+    )
     with pytest.raises(
         ContractError,
         match=where("stage_history.csv", "stage", "2, 3, 4")
@@ -178,12 +190,16 @@ def test_custom_taxonomy_accepts_its_stages(tmp_path: Path) -> None:
 
 def test_duplicate_stage_rows(tmp_path: Path) -> None:
     put(tmp_path, "interactions", GOOD_INTERACTIONS)
-    put(tmp_path, "stage_history", """\
+    put(
+        tmp_path,
+        "stage_history",
+        """\
         buyer_id,stage,entered_at
         b1,alerted,2024-01-01T00:00:00Z
         b1,engaged,2024-01-03
         b1,alerted,2024-01-01
-        """)
+        """,
+    )
     with pytest.raises(
         ContractError,
         match=where("stage_history.csv", "stage", "1, 3") + r": 2 rows repeat the same",
@@ -247,22 +263,33 @@ def test_row_problem_goes_to_rejects(tmp_path: Path, row: str, reason: str) -> N
 def test_stage_history_and_buyers_rows_go_to_rejects(tmp_path: Path) -> None:
     put(tmp_path, "interactions", GOOD_INTERACTIONS)
     put(tmp_path, "buyers", "buyer_id,segment\nb1,smb\n,ent\nb2,\n")
-    put(tmp_path, "stage_history", GOOD_STAGES + textwrap.dedent("""\
+    put(
+        tmp_path,
+        "stage_history",
+        GOOD_STAGES
+        + textwrap.dedent("""\
         ,engaged,2024-01-02
         b1,,2024-01-02
         b2,evaluating,not-a-date
         b2,evaluating,
-        """))
+        """),
+    )
     export = load_export(tmp_path)
     assert reasons(export, "buyers") == [(2, "missing_buyer_id")]
     assert reasons(export, "stage_history") == [
-        (3, "missing_buyer_id"), (4, "missing_stage"),
-        (5, "unparseable_entered_at"), (6, "missing_entered_at"),
+        (3, "missing_buyer_id"),
+        (4, "missing_stage"),
+        (5, "unparseable_entered_at"),
+        (6, "missing_entered_at"),
     ]
 
 
 def test_accounting_adds_up_with_every_kind_of_bad_row(tmp_path: Path) -> None:
-    put(tmp_path, "interactions", GOOD_INTERACTIONS + textwrap.dedent("""\
+    put(
+        tmp_path,
+        "interactions",
+        GOOD_INTERACTIONS
+        + textwrap.dedent("""\
         ,2024-01-05,call,phone,inbound
         b3,,call,phone,inbound
         b3,2024-01-05T25:00,call,phone,inbound
@@ -272,7 +299,8 @@ def test_accounting_adds_up_with_every_kind_of_bad_row(tmp_path: Path) -> None:
         b1,2024-01-01T10:00:00Z,email_open,email,inbound
         b3,2024-01-06,call,,
         b3,2024-01-06,call,,
-        """))
+        """),
+    )
     put(tmp_path, "buyers", pd.DataFrame({"buyer_id": ["b1", None, "b3"], "employees": [5, 7, 9]}))
     put(tmp_path, "stage_history", GOOD_STAGES + "b3,engaged,2024-01-06\n,engaged,2024-01-07\n")
     export = load_export(tmp_path)
@@ -284,14 +312,21 @@ def test_accounting_adds_up_with_every_kind_of_bad_row(tmp_path: Path) -> None:
         rejected = export.rejects[export.rejects["table"] == report.table]
         assert len(rejected) == report.rejected_rows
         assert rejected["reason"].value_counts().to_dict() == report.rejected
-    clean = {"interactions": export.interactions, "buyers": export.buyers,
-             "stage_history": export.stage_history}
+    clean = {
+        "interactions": export.interactions,
+        "buyers": export.buyers,
+        "stage_history": export.stage_history,
+    }
     assert {r.table: r.accepted_rows for r in export.reports} == {
         name: len(frame) for name, frame in clean.items() if frame is not None
     }
     assert export.reports[0].rejected == {
-        "missing_buyer_id": 1, "missing_occurred_at": 1, "unparseable_occurred_at": 1,
-        "missing_activity": 1, "invalid_direction": 1, "duplicate_interaction": 3,
+        "missing_buyer_id": 1,
+        "missing_occurred_at": 1,
+        "unparseable_occurred_at": 1,
+        "missing_activity": 1,
+        "invalid_direction": 1,
+        "duplicate_interaction": 3,
     }
     # Every buyer id in the input is visible to callers, wherever it ended up.
     assert export.buyer_ids == {"b1", "b2", "b3"}
@@ -301,11 +336,15 @@ def test_accounting_adds_up_with_every_kind_of_bad_row(tmp_path: Path) -> None:
 
 
 def test_ids_are_strings_in_csv_and_parquet(tmp_path: Path) -> None:
-    put(tmp_path / "csv", "interactions", """\
+    put(
+        tmp_path / "csv",
+        "interactions",
+        """\
         buyer_id,occurred_at,activity
         00042,2024-01-01,a
         42,2024-01-01,a
-        """)
+        """,
+    )
     frame = pd.DataFrame({"buyer_id": [42, 7], "occurred_at": ["2024-01-01"] * 2, "activity": 1})
     put(tmp_path / "int", "interactions", frame)
     floats = frame.assign(buyer_id=[42.0, np.nan])
@@ -321,13 +360,17 @@ def test_ids_are_strings_in_csv_and_parquet(tmp_path: Path) -> None:
 
 
 def test_timestamps_end_up_utc_and_naive(tmp_path: Path) -> None:
-    put(tmp_path / "csv", "interactions", """\
+    put(
+        tmp_path / "csv",
+        "interactions",
+        """\
         buyer_id,occurred_at,activity
         b1,2024-03-31T03:30:00+02:00,a
         b2,2024-03-31T01:30:00Z,a
         b3,2024-03-31 01:30:00,a
         b4,2024-03-30T20:30:00.000-05:00,a
-        """)
+        """,
+    )
     expected = [pd.Timestamp("2024-03-31 01:30")] * 4
     csv = load_export(tmp_path / "csv").interactions
     assert csv["occurred_at"].tolist() == expected
@@ -346,22 +389,35 @@ def test_timestamps_end_up_utc_and_naive(tmp_path: Path) -> None:
 
 
 def test_clean_frames_have_documented_dtypes_and_order(tmp_path: Path) -> None:
-    put(tmp_path, "interactions", """\
+    put(
+        tmp_path,
+        "interactions",
+        """\
         buyer_id,occurred_at,activity,channel,direction,notes
         b2,2024-01-02,web_visit, Web ,OUTBOUND ,x
         b1,2024-01-03,call,,,y
         b1,2024-01-01,email_open,email, inbound,z
-        """)
+        """,
+    )
     put(tmp_path, "buyers", "buyer_id,segment,employees\nb2,ent,500\nb1,smb,\n")
-    put(tmp_path, "stage_history", """\
+    put(
+        tmp_path,
+        "stage_history",
+        """\
         buyer_id,stage,entered_at
         b1,engaged,2024-01-02
         b1,alerted,2024-01-02
-        """)
+        """,
+    )
     export = load_export(tmp_path)
     interactions = export.interactions
-    assert list(interactions.columns) == ["buyer_id", "occurred_at", "activity", "channel",
-                                          "direction"]
+    assert list(interactions.columns) == [
+        "buyer_id",
+        "occurred_at",
+        "activity",
+        "channel",
+        "direction",
+    ]
     assert interactions["buyer_id"].tolist() == ["b1", "b1", "b2"]
     assert interactions["activity"].tolist() == ["email_open", "call", "web_visit"]
     assert interactions["channel"].tolist() == ["email", "unknown", "Web"]
@@ -379,7 +435,10 @@ def test_clean_frames_have_documented_dtypes_and_order(tmp_path: Path) -> None:
     # Same instant: the earlier stage of the taxonomy comes first.
     assert export.stage_history["stage"].tolist() == ["alerted", "engaged"]
     assert export.rejects.dtypes.astype(str).to_dict() == {
-        "table": "string", "row": "int64", "buyer_id": "string", "reason": "string"
+        "table": "string",
+        "row": "int64",
+        "buyer_id": "string",
+        "reason": "string",
     }
 
 
@@ -396,8 +455,10 @@ def test_warns_about_stage_history_buyers_without_interactions(tmp_path: Path) -
     put(tmp_path, "stage_history", GOOD_STAGES + "b9,alerted,2024-01-01\nb8,alerted,2024-01-01\n")
     export = load_export(tmp_path)
     assert len(export.warnings) == 1
-    assert re.search(r"stage_history\.csv: 2 buyer\(s\) .* no accepted interactions.*: b8, b9",
-                     export.warnings[0])
+    assert re.search(
+        r"stage_history\.csv: 2 buyer\(s\) .* no accepted interactions.*: b8, b9",
+        export.warnings[0],
+    )
     assert export.reports[-1].accepted_rows == 4  # a warning, not a reject
 
 

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from threadpoolctl import threadpool_limits
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 
 class MajorityBaseline(ClassifierMixin, BaseEstimator):
@@ -46,7 +46,9 @@ class LastActivityRule(ClassifierMixin, BaseEstimator):
     rule a sales-ops analyst would write: "last thing they did was a demo, so evaluating".
     """
 
-    def __init__(self, *, n_classes: int = 2, column: str = "last_activity_1", smoothing: float = 1.0) -> None:
+    def __init__(
+        self, *, n_classes: int = 2, column: str = "last_activity_1", smoothing: float = 1.0
+    ) -> None:
         self.n_classes = n_classes
         self.column = column
         self.smoothing = smoothing
@@ -89,7 +91,11 @@ def logistic_baseline(X: pd.DataFrame, *, random_state: int = 0) -> Pipeline:
                 ),
                 numeric,
             ),
-            ("cat", make_pipeline(to_text, OneHotEncoder(handle_unknown="ignore", min_frequency=20)), categorical),
+            (
+                "cat",
+                make_pipeline(to_text, OneHotEncoder(handle_unknown="ignore", min_frequency=20)),
+                categorical,
+            ),
         ]
     )
     # Capped at 300 lbfgs iterations to bound training time on large snapshot tables; it

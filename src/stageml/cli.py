@@ -84,8 +84,13 @@ def simulate_command(
 
     settings = load_params(params)
     simulate_to_folder(
-        buyers, seed=settings.seed if seed is None else seed, out=out, fmt=fmt,
-        stages=settings.stages, start=start, end=end,
+        buyers,
+        seed=settings.seed if seed is None else seed,
+        out=out,
+        fmt=fmt,
+        stages=settings.stages,
+        start=start,
+        end=end,
     )
     summary = summarize_folder(out)
     table = Table(title=f"simulated export in {out}", show_header=False)
@@ -108,8 +113,8 @@ def validate_command(
     rejects: Annotated[
         Path | None,
         typer.Option(
-            "--rejects", help="Where to write rejected rows, .csv or .parquet "
-            "(default: <DATA>/_rejects.csv)."
+            "--rejects",
+            help="Where to write rejected rows, .csv or .parquet (default: <DATA>/_rejects.csv).",
         ),
     ] = None,
 ) -> None:
@@ -141,7 +146,8 @@ def _load_checked(data: Path, stages: tuple[str, ...], require_stage_history: bo
     if len(export.rejects):
         written = write_rejects(export, data / "_rejects.csv")
         err_console.print(
-            f"[yellow]{len(export.rejects):,} rows rejected[/] (reasons in {written})", highlight=False
+            f"[yellow]{len(export.rejects):,} rows rejected[/] (reasons in {written})",
+            highlight=False,
         )
     return export
 
@@ -167,13 +173,18 @@ def features_command(
     vocabulary = fit_vocabulary(export.interactions, export.buyers, settings.features)
     with _progress("features") as advance:
         frame = build_features(
-            export.interactions, as_of, vocabulary=vocabulary, config=settings.features,
-            buyers=export.buyers, progress=advance,
+            export.interactions,
+            as_of,
+            vocabulary=vocabulary,
+            config=settings.features,
+            buyers=export.buyers,
+            progress=advance,
         )
     write_table(frame, out)
     console.print(
         f"{len(frame):,} feature rows x {frame.shape[1] - 2} features for "
-        f"{frame['buyer_id'].nunique():,} buyers written to {out}", highlight=False,
+        f"{frame['buyer_id'].nunique():,} buyers written to {out}",
+        highlight=False,
     )
 
 
@@ -183,7 +194,9 @@ def train_command(
     data: DataOption,
     params: ParamsOption = None,
     tracking_uri: TrackingOption = None,
-    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")] = "stageml",
+    experiment: Annotated[
+        str, typer.Option("--experiment", help="MLflow experiment name.")
+    ] = "stageml",
     metrics_out: Annotated[
         Path | None, typer.Option("--metrics-out", help="Also write the metrics as JSON here.")
     ] = None,
@@ -260,13 +273,20 @@ def score_command(
     data: DataOption,
     as_of: Annotated[str, typer.Option("--as-of", help="Score as of this instant (UTC if naive).")],
     out: Annotated[Path, typer.Option("--out", help="Scores file, .parquet or .csv.")],
-    model: Annotated[str, typer.Option("--model", help="MLflow model URI.")] = "models:/stageml@champion",
+    model: Annotated[
+        str, typer.Option("--model", help="MLflow model URI.")
+    ] = "models:/stageml@champion",
     engine: Annotated[str, typer.Option("--engine", help="local or spark.")] = "local",
-    reasons: Annotated[int, typer.Option("--reasons", min=0, help="Reason codes per direction (0: none).")] = 0,
+    reasons: Annotated[
+        int, typer.Option("--reasons", min=0, help="Reason codes per direction (0: none).")
+    ] = 0,
     previous: Annotated[
-        Path | None, typer.Option("--previous", help="Previous scores, for stage_change and inflection_trend.")
+        Path | None,
+        typer.Option("--previous", help="Previous scores, for stage_change and inflection_trend."),
     ] = None,
-    master: Annotated[str, typer.Option("--master", help="Spark master (spark engine).")] = "local[*]",
+    master: Annotated[
+        str, typer.Option("--master", help="Spark master (spark engine).")
+    ] = "local[*]",
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Score every buyer of an export; write scores, rejects and a JSON run summary."""
@@ -278,21 +298,42 @@ def score_command(
         from stageml.score import score_local
 
         with _progress("scoring partitions") as advance:
-            summary = score_local(data, bundle, as_of, out=out, reasons=reasons, previous=previous,
-                                  model_uri=model, model_version=version, progress=advance)
+            summary = score_local(
+                data,
+                bundle,
+                as_of,
+                out=out,
+                reasons=reasons,
+                previous=previous,
+                model_uri=model,
+                model_version=version,
+                progress=advance,
+            )
     elif engine == "spark":
         from stageml.spark_engine import score_spark
 
-        summary = score_spark(data, bundle, as_of, out=out, reasons=reasons, previous=previous,
-                              model_uri=model, model_version=version, master=master)
+        summary = score_spark(
+            data,
+            bundle,
+            as_of,
+            out=out,
+            reasons=reasons,
+            previous=previous,
+            model_uri=model,
+            model_version=version,
+            master=master,
+        )
     else:
         raise ConfigError(f"unknown engine {engine!r}. Fix: use --engine local or --engine spark")
     for item in summary["drifted_features"]:
-        err_console.print(f"[yellow]drift:[/] {item['feature']} PSI {item['psi']:.2f}", highlight=False)
+        err_console.print(
+            f"[yellow]drift:[/] {item['feature']} PSI {item['psi']:.2f}", highlight=False
+        )
     console.print(
         f"scored {summary['scored_buyers']:,} of {summary['input_buyers']:,} buyers "
         f"({summary['rejected_buyers']:,} rejected with reasons) in {summary['seconds']:.1f} s "
-        f"with {model} (version {version or '-'}): {out}", highlight=False,
+        f"with {model} (version {version or '-'}): {out}",
+        highlight=False,
     )
 
 
@@ -315,12 +356,18 @@ def import_command(
     for column in ("source file", "input", "accepted", "rejected"):
         table.add_column(column, justify="left" if column == "source file" else "right")
     for source in result.sources:
-        table.add_row(source.path.name, f"{source.input_rows:,}", f"{source.accepted_rows:,}",
-                      f"{source.rejected_rows:,}")
+        table.add_row(
+            Path(source.path).name,
+            f"{source.input_rows:,}",
+            f"{source.accepted_rows:,}",
+            f"{source.rejected_rows:,}",
+        )
     console.print(table)
     for source in result.sources:
         for reason, count in source.rejected.items():
-            console.print(f"  rejected {count:,} of {source.path.name}: {reason}", highlight=False)
+            console.print(
+                f"  rejected {count:,} of {Path(source.path).name}: {reason}", highlight=False
+            )
     for name, path in result.tables.items():
         console.print(f"wrote {result.rows[name]:,} {name} rows to {path}", highlight=False)
     console.print(
@@ -338,10 +385,13 @@ def explain_command(
     data: DataOption,
     as_of: Annotated[str, typer.Option("--as-of", help="Explain as of this instant.")],
     buyer: Annotated[str, typer.Option("--buyer", help="The buyer_id to explain.")],
-    model: Annotated[str, typer.Option("--model", help="MLflow model URI.")] = "models:/stageml@champion",
+    model: Annotated[
+        str, typer.Option("--model", help="MLflow model URI.")
+    ] = "models:/stageml@champion",
     k: Annotated[int, typer.Option("--k", min=1, help="Factors per direction.")] = 3,
     waterfall: Annotated[
-        Path | None, typer.Option("--waterfall", help="Also write a waterfall PNG of the stage logit here.")
+        Path | None,
+        typer.Option("--waterfall", help="Also write a waterfall PNG of the stage logit here."),
     ] = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
@@ -383,7 +433,9 @@ def explain_command(
         table = Table(title=label, show_header=False)
         for _, row in rows.iterrows():
             colour = "green" if row["direction"] == "up" else "red"
-            table.add_row(f"[{colour}]{'▲' if row['direction'] == 'up' else '▼'}[/]", str(row["text"]))
+            table.add_row(
+                f"[{colour}]{'▲' if row['direction'] == 'up' else '▼'}[/]", str(row["text"])
+            )
         console.print(table)
     if waterfall is not None:
         from stageml.io import atomic_path
@@ -406,15 +458,24 @@ def top_command(
 
     from stageml.io import read_table
 
-    frame = read_table(scores).sort_values("inflection_probability", ascending=False, kind="stable").head(n)
+    frame = (
+        read_table(scores)
+        .sort_values("inflection_probability", ascending=False, kind="stable")
+        .head(n)
+    )
     reason_cols = [c for c in frame.columns if c.startswith("inflection_up_")]
     table = Table(title=f"top {n} buyers most likely to inflect ({scores})")
     for column in ("buyer", "stage", "next", "likelihood", "why"):
         table.add_column(column, overflow="fold")
     for _, row in frame.iterrows():
         why = "; ".join(str(row[c]) for c in reason_cols if not pd_isna(row[c])) or "-"
-        table.add_row(str(row["buyer_id"]), str(row["stage"]), str(row["next_stage"]),
-                      f"{row['inflection_probability']:.1%}", why)
+        table.add_row(
+            str(row["buyer_id"]),
+            str(row["stage"]),
+            str(row["next_stage"]),
+            f"{row['inflection_probability']:.1%}",
+            why,
+        )
     console.print(table)
 
 

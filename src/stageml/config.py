@@ -7,7 +7,6 @@ params must stop the job, not quietly train something else.
 from __future__ import annotations
 
 import functools
-
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -166,7 +165,9 @@ def load_params(path: str | Path | None = None) -> Params:
         return Params()
     file = Path(path)
     if not file.exists():
-        raise ConfigError(f"{file}: params file not found. Fix: pass --params with an existing file")
+        raise ConfigError(
+            f"{file}: params file not found. Fix: pass --params with an existing file"
+        )
     raw = yaml.safe_load(file.read_text()) or {}
     try:
         return Params.model_validate(raw)
@@ -174,4 +175,6 @@ def load_params(path: str | Path | None = None) -> Params:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        raise ConfigError(f"{file}: {problems}. Fix: correct these keys (see README, 'params.yaml')") from exc
+        raise ConfigError(
+            f"{file}: {problems}. Fix: correct these keys (see README, 'params.yaml')"
+        ) from exc

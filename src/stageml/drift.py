@@ -28,7 +28,9 @@ class FeatureReference:
 def _numeric_shares(values: pd.Series, edges: np.ndarray) -> np.ndarray:
     data = values.to_numpy(dtype=float)
     missing = np.isnan(data)
-    counts = np.bincount(np.searchsorted(edges, data[~missing], side="right"), minlength=len(edges) + 1)
+    counts = np.bincount(
+        np.searchsorted(edges, data[~missing], side="right"), minlength=len(edges) + 1
+    )
     total = np.append(counts, missing.sum()).astype(float)
     return total / max(len(data), 1)
 
@@ -40,20 +42,30 @@ def _categorical_shares(values: pd.Series, categories: tuple[str, ...]) -> np.nd
     return np.append(counts, other) / max(len(text), 1)
 
 
-def fit_reference(features: pd.DataFrame, columns: list[str], bins: int = 10) -> dict[str, FeatureReference]:
+def fit_reference(
+    features: pd.DataFrame, columns: list[str], bins: int = 10
+) -> dict[str, FeatureReference]:
     """Per-feature training distribution: quantile bins for numbers, levels for categories."""
     reference: dict[str, FeatureReference] = {}
     for column in columns:
         series = features[column]
-        if isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(series):
+        if isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(
+            series
+        ):
             categories = tuple(series.astype("string").fillna(MISSING).value_counts().index[:50])
             shares = _categorical_shares(series, categories)
             reference[column] = FeatureReference(None, categories, tuple(shares))
         else:
             finite = series.to_numpy(dtype=float)
             finite = finite[~np.isnan(finite)]
-            edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.array([])
-            reference[column] = FeatureReference(tuple(edges), None, tuple(_numeric_shares(series, edges)))
+            edges = (
+                np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
+                if len(finite)
+                else np.array([])
+            )
+            reference[column] = FeatureReference(
+                tuple(edges), None, tuple(_numeric_shares(series, edges))
+            )
     return reference
 
 

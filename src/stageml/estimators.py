@@ -52,6 +52,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         Seed for LightGBM (deterministic mode is always on).
     n_jobs
         Threads; default the cores free to this process.
+
     """
 
     def __init__(

@@ -50,8 +50,12 @@ def _windows(config: FeatureConfig) -> dict[str, pd.Timedelta]:
 
 def _counters(vocabulary: Vocabulary) -> list[_Counter]:
     counters = [_Counter("n", "TRUE")]
-    counters += [_Counter(f"act_{s}", f"act = {i}") for i, s in enumerate(vocabulary.activity_slugs())]
-    counters += [_Counter(f"chan_{s}", f"chan = {i}") for i, s in enumerate(vocabulary.channel_slugs())]
+    counters += [
+        _Counter(f"act_{s}", f"act = {i}") for i, s in enumerate(vocabulary.activity_slugs())
+    ]
+    counters += [
+        _Counter(f"chan_{s}", f"chan = {i}") for i, s in enumerate(vocabulary.channel_slugs())
+    ]
     counters += [_Counter(f"dir_{d}", f"dir = {i}") for i, d in enumerate(_DIRECTIONS)]
     counters += [_Counter("active_days", "new_day"), _Counter("distinct_activities", "new_act")]
     counters += [_Counter("distinct_channels", "new_chan")]
@@ -85,7 +89,9 @@ def feature_columns(vocabulary: Vocabulary, config: FeatureConfig) -> list[str]:
 def categorical_columns(vocabulary: Vocabulary, config: FeatureConfig) -> list[str]:
     """Feature columns that LightGBM must treat as categorical."""
     cats = [f"last_activity_{k}" for k in range(1, config.last_activities + 1)]
-    cats += [f"buyer_{slug(a)}" for a, levels in vocabulary.attributes.items() if levels is not None]
+    cats += [
+        f"buyer_{slug(a)}" for a, levels in vocabulary.attributes.items() if levels is not None
+    ]
     return cats
 
 
@@ -132,8 +138,11 @@ def _sql_state(vocabulary: Vocabulary, last_k: int) -> str:
         f"max(occurred_at) FILTER (WHERE act = {i}) AS la_{s}" for i, s in enumerate(n_slugs)
     ]
     bucket_aggs += [
-        "max(occurred_at) AS last_at", "min(occurred_at) AS first_at", "max(gap_us) AS gap_max_us",
-        "arg_max(gap_us, seq) AS gap_last_us", "arg_max(act, seq) AS last1",
+        "max(occurred_at) AS last_at",
+        "min(occurred_at) AS first_at",
+        "max(gap_us) AS gap_max_us",
+        "arg_max(gap_us, seq) AS gap_last_us",
+        "arg_max(act, seq) AS last1",
     ]
     bucket_aggs += [f"arg_max(prev{k}, seq) AS last{k + 1}" for k in range(1, last_k)]
     running = [f"sum(c_{c.name}) OVER w AS c_{c.name}" for c in counters]
@@ -220,8 +229,14 @@ def _sql_features(vocabulary: Vocabulary, config: FeatureConfig) -> str:
         for n, w in windows.items()
     ]
     prev = "(coalesce(s_trend.c_n, 0) - coalesce(s_trend2.c_n, 0))"
-    out += [f"{prev} AS n_prev_{trend}", f"({between('n', 'trend')} + 1.0) / ({prev} + 1.0) AS trend_ratio_{trend}"]
-    out += [f"{days('epoch_us(p.as_of) - epoch_us(s0.last_at)')} AS days_since_last", f"{tenure} AS days_since_first"]
+    out += [
+        f"{prev} AS n_prev_{trend}",
+        f"({between('n', 'trend')} + 1.0) / ({prev} + 1.0) AS trend_ratio_{trend}",
+    ]
+    out += [
+        f"{days('epoch_us(p.as_of) - epoch_us(s0.last_at)')} AS days_since_last",
+        f"{tenure} AS days_since_first",
+    ]
     out += [
         f"{days(f'epoch_us(p.as_of) - epoch_us(s0.la_{s})')} AS days_since_act_{s}"
         for s in vocabulary.activity_slugs()
@@ -305,6 +320,7 @@ def build_features(
     -------
     pandas.DataFrame
         One row per (buyer_id, as_of), sorted by both, with :func:`feature_columns`.
+
     """
     points = _as_of_frame(as_of)
     columns = feature_columns(vocabulary, config)
@@ -370,7 +386,8 @@ def _typed(
         if isinstance(series.dtype, pd.CategoricalDtype):
             out[name] = pd.Categorical(series.to_numpy(), dtype=series.dtype)
     numeric = [
-        c for c in feature_columns(vocabulary, config)
+        c
+        for c in feature_columns(vocabulary, config)
         if not c.startswith("last_activity_") and not c.startswith("buyer_")
     ]
     out[numeric] = out[numeric].astype("float64")

@@ -49,9 +49,9 @@ from stageml.config import Params, load_params
 from stageml.durations import format_duration, parse_duration
 from stageml.errors import ConfigError, ContractError, StageMLError
 from stageml.io import SUFFIXES, TABLES, atomic_path, write_table
-from stageml.snapshots import snapshot_dates
 from stageml.labels import coincidence_rate
-from stageml.validate import Export, load_export
+from stageml.snapshots import snapshot_dates
+from stageml.validate import TableReport, load_export
 
 REJECTS_FILE = "import_rejects.csv"
 PARAMS_FILE = "params.yaml"
@@ -159,22 +159,6 @@ MAVEN_DOC = """\
 
 
 @dataclass(frozen=True)
-class SourceReport:
-    """Row accounting of one source file: ``accepted_rows + rejected_rows == input_rows``."""
-
-    source: str
-    path: Path
-    input_rows: int
-    accepted_rows: int
-    rejected: dict[str, int]
-
-    @property
-    def rejected_rows(self) -> int:
-        """Rows rejected for any reason."""
-        return sum(self.rejected.values())
-
-
-@dataclass(frozen=True)
 class ImportResult:
     """What an import wrote, what it rejected and how the data was mapped.
 
@@ -207,7 +191,7 @@ class ImportResult:
     out: Path
     tables: dict[str, Path]
     rows: dict[str, int]
-    sources: tuple[SourceReport, ...]
+    sources: tuple[TableReport, ...]
     rejects: Path
     params: Path
     coincidence_rate: float
@@ -279,26 +263,37 @@ def _first_reason(n: int, checks: Sequence[tuple[str, Any]]) -> pd.Series:
 
 def _rejected(source: str, buyer_id: pd.Series, reason: pd.Series) -> pd.DataFrame:
     mask = reason.notna().to_numpy()
-    return pd.DataFrame({
-        "source": pd.array([source] * int(mask.sum()), dtype="string"),
-        "row": _rows(len(reason))[mask],
-        "buyer_id": pd.array(buyer_id.to_numpy()[mask], dtype="string"),
-        "reason": pd.array(reason.to_numpy()[mask], dtype="string"),
-    })
+    return pd.DataFrame(
+        {
+            "source": pd.array([source] * int(mask.sum()), dtype="string"),
+            "row": _rows(len(reason))[mask],
+            "buyer_id": pd.array(buyer_id.to_numpy()[mask], dtype="string"),
+            "reason": pd.array(reason.to_numpy()[mask], dtype="string"),
+        }
+    )
 
 
 def _events(
-    source: str, keep: np.ndarray, buyer_id: pd.Series, occurred_at: pd.Series,
-    activity: str | pd.Series, **extra: str | pd.Series,
+    source: str,
+    keep: np.ndarray,
+    buyer_id: pd.Series,
+    occurred_at: pd.Series,
+    activity: str | pd.Series,
+    **extra: str | pd.Series,
 ) -> pd.DataFrame:
     """Interactions from the ``keep`` rows of one source, with their lineage."""
+
     def pick(value: str | pd.Series) -> Any:
         return value.to_numpy()[keep] if isinstance(value, pd.Series) else value
 
-    frame = pd.DataFrame({
-        "buyer_id": pick(buyer_id), "occurred_at": pick(occurred_at), "activity": pick(activity),
-        **{name: pick(value) for name, value in extra.items()},
-    })
+    frame = pd.DataFrame(
+        {
+            "buyer_id": pick(buyer_id),
+            "occurred_at": pick(occurred_at),
+            "activity": pick(activity),
+            **{name: pick(value) for name, value in extra.items()},
+        }
+    )
     frame[_SOURCE] = source
     frame[_ROW] = _rows(len(keep))[keep]
     return frame
@@ -320,11 +315,13 @@ def stage_history(
     Same-instant events are applied in taxonomy order, so the furthest one wins.
     """
     marks = interactions[interactions["activity"].isin(list(stage_of))]
-    frame = pd.DataFrame({
-        "buyer_id": marks["buyer_id"].to_numpy(),
-        "stage": marks["activity"].map(stage_of).to_numpy(),
-        "entered_at": marks["occurred_at"].to_numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            "buyer_id": marks["buyer_id"].to_numpy(),
+            "stage": marks["activity"].map(stage_of).to_numpy(),
+            "entered_at": marks["occurred_at"].to_numpy(),
+        }
+    )
     frame["_rank"] = frame["stage"].map({name: i for i, name in enumerate(stages)})
     frame = frame.sort_values(["buyer_id", "entered_at", "_rank"], kind="stable")
     best_before = frame.groupby("buyer_id")["_rank"].cummax().groupby(frame["buyer_id"]).shift()
@@ -345,16 +342,26 @@ def map_taobao(raw: Mapping[str, pd.DataFrame]) -> Mapped:
     buyer = _ids(src["user_id"])
     occurred = pd.to_datetime(pd.to_numeric(src["timestamp"], errors="coerce"), unit="s")
     behaviour = src["behavior_type"].astype("string").str.strip().str.lower()
-    lo, hi = (pd.Timestamp(d, tz="Asia/Shanghai").tz_convert("UTC").tz_localize(None)
-              for d in _TAOBAO_WINDOW)
-    reason = _first_reason(len(src), [
-        ("missing user_id", buyer.isna()),
-        ("missing or non-numeric timestamp (Unix seconds expected)", occurred.isna()),
-        ("behavior_type is not one of pv, fav, cart, buy",
-         ~behaviour.isin(_TAOBAO_BEHAVIOURS).fillna(False)),
-        ("timestamp outside the documented window 2017-11-25..2017-12-03 (Asia/Shanghai): "
-         "a known dirty row", (occurred < lo) | (occurred >= hi)),
-    ])
+    lo, hi = (
+        pd.Timestamp(d, tz="Asia/Shanghai").tz_convert("UTC").tz_localize(None)
+        for d in _TAOBAO_WINDOW
+    )
+    reason = _first_reason(
+        len(src),
+        [
+            ("missing user_id", buyer.isna()),
+            ("missing or non-numeric timestamp (Unix seconds expected)", occurred.isna()),
+            (
+                "behavior_type is not one of pv, fav, cart, buy",
+                ~behaviour.isin(_TAOBAO_BEHAVIOURS).fillna(False),
+            ),
+            (
+                "timestamp outside the documented window 2017-11-25..2017-12-03 (Asia/Shanghai): "
+                "a known dirty row",
+                (occurred < lo) | (occurred >= hi),
+            ),
+        ],
+    )
     ok = reason.isna().to_numpy()
     repeat = np.zeros(len(src), dtype=bool)
     repeat[ok] = pd.DataFrame({"b": buyer, "t": occurred, "a": behaviour})[ok].duplicated()
@@ -368,9 +375,18 @@ def map_taobao(raw: Mapping[str, pd.DataFrame]) -> Mapped:
 
 # Closed-deal columns that exist only for won leads: as attributes they reveal the outcome.
 OLIST_LEAKY_COLUMNS = (
-    "seller_id", "sdr_id", "sr_id", "business_segment", "lead_type", "lead_behaviour_profile",
-    "has_company", "has_gtin", "average_stock", "business_type",
-    "declared_product_catalog_size", "declared_monthly_revenue",
+    "seller_id",
+    "sdr_id",
+    "sr_id",
+    "business_segment",
+    "lead_type",
+    "lead_behaviour_profile",
+    "has_company",
+    "has_gtin",
+    "average_stock",
+    "business_type",
+    "declared_product_catalog_size",
+    "declared_monthly_revenue",
 )
 
 
@@ -380,38 +396,56 @@ def map_olist(raw: Mapping[str, pd.DataFrame]) -> Mapped:
     lead_id, deal_id = _ids(leads["mql_id"]), _ids(deals["mql_id"])
     contact = _local_midnight_utc(leads["first_contact_date"], "America/Sao_Paulo")
     won = pd.to_datetime(deals["won_date"], format="ISO8601", errors="coerce")
-    lead_reason = _first_reason(len(leads), [
-        ("missing mql_id", lead_id.isna()),
-        ("mql_id repeats an earlier lead", lead_id.duplicated() & lead_id.notna()),
-        ("missing or unparseable first_contact_date (YYYY-MM-DD expected)", contact.isna()),
-    ])
+    lead_reason = _first_reason(
+        len(leads),
+        [
+            ("missing mql_id", lead_id.isna()),
+            ("mql_id repeats an earlier lead", lead_id.duplicated() & lead_id.notna()),
+            ("missing or unparseable first_contact_date (YYYY-MM-DD expected)", contact.isna()),
+        ],
+    )
     valid = lead_reason.isna().to_numpy()
     contact_of_deal = pd.Series(contact[valid].to_numpy(), index=lead_id[valid].to_numpy())
     contact_of_deal = contact_of_deal.reindex(deal_id.to_numpy())
     early = won.to_numpy() < contact_of_deal.to_numpy()  # NaT compares False
-    deal_reason = _first_reason(len(deals), [
-        ("missing mql_id", deal_id.isna()),
-        ("mql_id repeats an earlier deal", deal_id.duplicated() & deal_id.notna()),
-        ("no valid marketing-qualified lead with this mql_id", contact_of_deal.isna()),
-        ("missing or unparseable won_date", won.isna()),
-        ("won_date earlier than the lead's first contact (data error)", early),
-    ])
+    deal_reason = _first_reason(
+        len(deals),
+        [
+            ("missing mql_id", deal_id.isna()),
+            ("mql_id repeats an earlier deal", deal_id.duplicated() & deal_id.notna()),
+            ("no valid marketing-qualified lead with this mql_id", contact_of_deal.isna()),
+            ("missing or unparseable won_date", won.isna()),
+            ("won_date earlier than the lead's first contact (data error)", early),
+        ],
+    )
     # Without its (impossible) win the lead would read as one that never signed, which
     # the data does not say: reject it as well.
     impossible = lead_id.isin(set(deal_id[early].dropna())).fillna(False).to_numpy()
     lead_reason[impossible & valid] = (
         "its closed deal is dated before its first contact (data error)"
     )
-    interactions = pd.concat([
-        _events("leads", lead_reason.isna().to_numpy(), lead_id, contact, "first_contact",
-                channel=_ids(leads["origin"]), direction="inbound"),
-        _events("deals", deal_reason.isna().to_numpy(), deal_id, won, "deal_won"),
-    ], ignore_index=True)
+    interactions = pd.concat(
+        [
+            _events(
+                "leads",
+                lead_reason.isna().to_numpy(),
+                lead_id,
+                contact,
+                "first_contact",
+                channel=_ids(leads["origin"]),
+                direction="inbound",
+            ),
+            _events("deals", deal_reason.isna().to_numpy(), deal_id, won, "deal_won"),
+        ],
+        ignore_index=True,
+    )
     kept = lead_reason.isna().to_numpy()
-    buyers = pd.DataFrame({
-        "buyer_id": lead_id[kept].to_numpy(),
-        "landing_page_id": _ids(leads["landing_page_id"])[kept].to_numpy(),
-    })
+    buyers = pd.DataFrame(
+        {
+            "buyer_id": lead_id[kept].to_numpy(),
+            "landing_page_id": _ids(leads["landing_page_id"])[kept].to_numpy(),
+        }
+    )
     rejects = pd.concat(
         [_rejected("leads", lead_id, lead_reason), _rejected("deals", deal_id, deal_reason)],
         ignore_index=True,
@@ -435,34 +469,50 @@ def map_maven(raw: Mapping[str, pd.DataFrame]) -> Mapped:
     engaged = pd.to_datetime(deals["engage_date"], format="%Y-%m-%d", errors="coerce")
     closed = pd.to_datetime(deals["close_date"], format="%Y-%m-%d", errors="coerce")
     is_closed = stage.isin(["Won", "Lost"]).fillna(False).to_numpy()
-    reason = _first_reason(len(deals), [
-        ("missing opportunity_id", buyer.isna()),
-        ("opportunity_id repeats an earlier row", buyer.duplicated() & buyer.notna()),
-        (f"deal_stage is not one of {', '.join(_MAVEN_DEAL_STAGES)}",
-         ~stage.isin(_MAVEN_DEAL_STAGES).fillna(False)),
-        ("Prospecting: no engage_date or close_date, cannot be placed in time",
-         stage == "Prospecting"),
-        ("missing or unparseable engage_date", engaged.isna()),
-        ("Won/Lost without a parseable close_date", is_closed & closed.isna()),
-        ("open (Engaging) deal with a close_date", ~is_closed & closed.notna()),
-        ("close_date earlier than engage_date (data error)", closed < engaged),
-    ])
+    reason = _first_reason(
+        len(deals),
+        [
+            ("missing opportunity_id", buyer.isna()),
+            ("opportunity_id repeats an earlier row", buyer.duplicated() & buyer.notna()),
+            (
+                f"deal_stage is not one of {', '.join(_MAVEN_DEAL_STAGES)}",
+                ~stage.isin(_MAVEN_DEAL_STAGES).fillna(False),
+            ),
+            (
+                "Prospecting: no engage_date or close_date, cannot be placed in time",
+                stage == "Prospecting",
+            ),
+            ("missing or unparseable engage_date", engaged.isna()),
+            ("Won/Lost without a parseable close_date", is_closed & closed.isna()),
+            ("open (Engaging) deal with a close_date", ~is_closed & closed.notna()),
+            ("close_date earlier than engage_date (data error)", closed < engaged),
+        ],
+    )
     ok = reason.isna().to_numpy()
     outcome = pd.Series(np.where(stage == "Won", "deal_won", "deal_lost"), index=stage.index)
-    interactions = pd.concat([
-        _events("pipeline", ok, buyer, engaged, "engaged"),
-        _events("pipeline", ok & is_closed, buyer, closed, outcome),
-    ], ignore_index=True)
-    products = raw["products"].assign(
-        _key=lambda f: _squash(f["product"]),
-        sales_price=lambda f: pd.to_numeric(f["sales_price"], errors="coerce"),
-    ).drop(columns="product")
+    interactions = pd.concat(
+        [
+            _events("pipeline", ok, buyer, engaged, "engaged"),
+            _events("pipeline", ok & is_closed, buyer, closed, outcome),
+        ],
+        ignore_index=True,
+    )
+    products = (
+        raw["products"]
+        .assign(
+            _key=lambda f: _squash(f["product"]),
+            sales_price=lambda f: pd.to_numeric(f["sales_price"], errors="coerce"),
+        )
+        .drop(columns="product")
+    )
     buyers = (
-        pd.DataFrame({
-            "buyer_id": buyer[ok].to_numpy(),
-            "product": deals["product"][ok].to_numpy(),
-            "sales_agent": deals["sales_agent"][ok].to_numpy(),
-        })
+        pd.DataFrame(
+            {
+                "buyer_id": buyer[ok].to_numpy(),
+                "product": deals["product"][ok].to_numpy(),
+                "sales_agent": deals["sales_agent"][ok].to_numpy(),
+            }
+        )
         .assign(_key=lambda f: _squash(f["product"]))
         .merge(products, on="_key", how="left")
         .drop(columns="_key")
@@ -487,11 +537,14 @@ def _params(
 IMPORTERS: dict[str, Importer] = {
     "taobao": Importer(
         kind="taobao",
-        sources=(Source(
-            "behaviour", ("UserBehavior.csv", "UserBehavior_head_users.csv"),
-            ("user_id", "item_id", "category_id", "behavior_type", "timestamp"),
-            header_optional=True,
-        ),),
+        sources=(
+            Source(
+                "behaviour",
+                ("UserBehavior.csv", "UserBehavior_head_users.csv"),
+                ("user_id", "item_id", "category_id", "behavior_type", "timestamp"),
+                header_optional=True,
+            ),
+        ),
         mapping=map_taobao,
         stages=("viewed", "favourited", "carted", "purchased"),
         stage_of={"pv": "viewed", "fav": "favourited", "cart": "carted", "buy": "purchased"},
@@ -501,8 +554,11 @@ IMPORTERS: dict[str, Importer] = {
     "olist": Importer(
         kind="olist",
         sources=(
-            Source("leads", ("olist_marketing_qualified_leads_dataset.csv",),
-                   ("mql_id", "first_contact_date", "landing_page_id", "origin")),
+            Source(
+                "leads",
+                ("olist_marketing_qualified_leads_dataset.csv",),
+                ("mql_id", "first_contact_date", "landing_page_id", "origin"),
+            ),
             Source("deals", ("olist_closed_deals_dataset.csv",), ("mql_id", "won_date")),
         ),
         mapping=map_olist,
@@ -515,13 +571,27 @@ IMPORTERS: dict[str, Importer] = {
     "maven": Importer(
         kind="maven",
         sources=(
-            Source("pipeline", ("sales_pipeline.csv",),
-                   ("opportunity_id", "sales_agent", "product", "deal_stage", "engage_date",
-                    "close_date")),
-            Source("products", ("products.csv",), ("product", "series", "sales_price"),
-                   counted=False),
-            Source("teams", ("sales_teams.csv",), ("sales_agent", "manager", "regional_office"),
-                   counted=False),
+            Source(
+                "pipeline",
+                ("sales_pipeline.csv",),
+                (
+                    "opportunity_id",
+                    "sales_agent",
+                    "product",
+                    "deal_stage",
+                    "engage_date",
+                    "close_date",
+                ),
+            ),
+            Source(
+                "products", ("products.csv",), ("product", "series", "sales_price"), counted=False
+            ),
+            Source(
+                "teams",
+                ("sales_teams.csv",),
+                ("sales_agent", "manager", "regional_office"),
+                counted=False,
+            ),
         ),
         mapping=map_maven,
         stages=("engaging", "won"),
@@ -551,7 +621,8 @@ def _read_source(src: Path, spec: Source) -> tuple[Path, pd.DataFrame]:
     found = [src / name for name in spec.files if (src / name).is_file()]
     if not found:
         raise ContractError(
-            file=str(src), problem=f"none of {list(spec.files)} is in the folder",
+            file=str(src),
+            problem=f"none of {list(spec.files)} is in the folder",
             fix="pass --src the folder holding the original files of this data set",
         )
     options: dict[str, Any] = {"dtype": "string", "keep_default_na": False, "na_values": [""]}
@@ -561,7 +632,8 @@ def _read_source(src: Path, spec: Source) -> tuple[Path, pd.DataFrame]:
     missing = [c for c in spec.columns if c not in frame.columns]
     if missing:
         raise ContractError(
-            file=str(found[0]), column=", ".join(missing),
+            file=str(found[0]),
+            column=", ".join(missing),
             problem=f"required column missing; the file has {[str(c) for c in frame.columns]}",
             fix="use the data set's original file (column names as published)",
         )
@@ -575,16 +647,19 @@ def _refuse_stale(out: Path, suffix: str, writing: set[str]) -> None:
             path = out / f"{name}{other}"
             if path.exists() and (name not in writing or other != suffix):
                 raise ContractError(
-                    file=str(path), problem="the output folder already holds a table this "
+                    file=str(path),
+                    problem="the output folder already holds a table this "
                     "import would not overwrite, and stageml would read it with the new ones",
                     fix="import into an empty folder, or delete that file first",
                 )
 
 
 def _account(
-    importer: Importer, paths: Mapping[str, Path], raw: Mapping[str, pd.DataFrame],
+    importer: Importer,
+    paths: Mapping[str, Path],
+    raw: Mapping[str, pd.DataFrame],
     mapped: Mapped,
-) -> tuple[SourceReport, ...]:
+) -> tuple[TableReport, ...]:
     """Check that every counted source row is accepted or rejected, never both."""
     reports = []
     for spec in (s for s in importer.sources if s.counted):
@@ -597,10 +672,15 @@ def _account(
                 f"importer bug ({importer.kind}, {paths[spec.name]}): {len(used):,} rows used "
                 f"and {len(dropped):,} rejected do not partition the {n:,} input rows"
             )
-        reports.append(SourceReport(
-            source=spec.name, path=paths[spec.name], input_rows=n, accepted_rows=len(used),
-            rejected={str(k): int(v) for k, v in rejected["reason"].value_counts().items()},
-        ))
+        reports.append(
+            TableReport(
+                table=spec.name,
+                path=str(paths[spec.name]),
+                input_rows=n,
+                accepted_rows=len(used),
+                rejected={str(k): int(v) for k, v in rejected["reason"].value_counts().items()},
+            )
+        )
     return tuple(reports)
 
 
@@ -619,14 +699,18 @@ def _derived_params(
         start = max(start, outcome.min())
     end = stamps.max() - parse_duration(importer.params["labels"]["horizon"])
     if importer.arrival is not None:
-        end = min(end, interactions.loc[interactions["activity"] == importer.arrival,
-                                        "occurred_at"].max())
+        end = min(
+            end, interactions.loc[interactions["activity"] == importer.arrival, "occurred_at"].max()
+        )
     raw: dict[str, Any] = {
         "stages": list(importer.stages),
         "seed": seed,
         **importer.params,
-        "snapshots": {**importer.params["snapshots"], "start": str(pd.Timestamp(start)),
-                      "end": str(pd.Timestamp(end))},
+        "snapshots": {
+            **importer.params["snapshots"],
+            "start": str(pd.Timestamp(start)),
+            "end": str(pd.Timestamp(end)),
+        },
     }
     params = Params.model_validate(raw)
     try:
@@ -722,15 +806,18 @@ def import_export(
         tables["buyers"] = mapped.buyers
     out.mkdir(parents=True, exist_ok=True)
     _refuse_stale(out, suffix, set(tables))
-    written = {name: write_table(_utc_aware(frame), out / f"{name}{suffix}")
-               for name, frame in tables.items()}
+    written = {
+        name: write_table(_utc_aware(frame), out / f"{name}{suffix}")
+        for name, frame in tables.items()
+    }
     names = {name: path.name for name, path in paths.items()}
     rejects = mapped.rejects.assign(source=mapped.rejects["source"].map(names))
     rejects_path = write_table(rejects[list(REJECT_COLUMNS)], out / REJECTS_FILE)
     params_path = out / PARAMS_FILE
     with atomic_path(params_path) as tmp:
-        tmp.write_text(_params_text(importer, _derived_params(interactions, history, importer,
-                                                              seed)))
+        tmp.write_text(
+            _params_text(importer, _derived_params(interactions, history, importer, seed))
+        )
     settings = load_params(params_path)
     export = load_export(out, stages=settings.stages, require_stage_history=True)
     if len(export.rejects):
@@ -739,9 +826,15 @@ def import_export(
             "rows the contract rejects; the mapping must reject them itself"
         )
     return ImportResult(
-        kind=kind, out=out, tables=written, rows={k: len(v) for k, v in tables.items()},
-        sources=reports, rejects=rejects_path, params=params_path,
-        coincidence_rate=coincidence_rate(export), mapping_doc=importer.doc,
+        kind=kind,
+        out=out,
+        tables=written,
+        rows={k: len(v) for k, v in tables.items()},
+        sources=reports,
+        rejects=rejects_path,
+        params=params_path,
+        coincidence_rate=coincidence_rate(export),
+        mapping_doc=importer.doc,
     )
 
 

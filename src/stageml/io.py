@@ -54,12 +54,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
             )
         except pd.errors.EmptyDataError as exc:
             raise ContractError(
-                file=str(file), problem="the file is empty (no header, no rows)",
+                file=str(file),
+                problem="the file is empty (no header, no rows)",
                 fix="export the table again with a header row",
             ) from exc
     else:
         raise ContractError(
-            file=str(file), problem=f"unsupported file type '{file.suffix}'",
+            file=str(file),
+            problem=f"unsupported file type '{file.suffix}'",
             fix="use .csv or .parquet",
         )
     for column in STRING_COLUMNS:
@@ -106,7 +108,8 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     }
     if final.suffix not in writers:
         raise ContractError(
-            file=str(final), problem=f"unsupported output type '{final.suffix}'",
+            file=str(final),
+            problem=f"unsupported output type '{final.suffix}'",
             fix="name the output .parquet or .csv",
         )
     with atomic_path(final) as tmp:

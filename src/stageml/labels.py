@@ -63,6 +63,7 @@ def build_labels(
     pandas.DataFrame
         ``buyer_id``, ``as_of``, ``stage`` (string, <NA> if unlabeled), ``stage_index``
         (Int64), ``inflection`` (Int64, <NA> if unknown or censored), ``can_advance``.
+
     """
     rank = stage_rank(stages)
     keys = points[["buyer_id", "as_of"]].reset_index(drop=True).copy()
@@ -134,8 +135,10 @@ def coincidence_rate(export: Export) -> float:
         return math.nan
     seen = export.interactions[["buyer_id", "occurred_at"]].drop_duplicates()
     matched = history.merge(
-        seen, left_on=["buyer_id", "entered_at"], right_on=["buyer_id", "occurred_at"],
-        how="left", indicator=True,
+        seen,
+        left_on=["buyer_id", "entered_at"],
+        right_on=["buyer_id", "occurred_at"],
+        how="left",
+        indicator=True,
     )
     return float((matched["_merge"] == "both").mean())
-

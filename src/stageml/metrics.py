@@ -35,7 +35,9 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
 def multiclass_ece(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
     """Mean one-vs-rest ECE over classes (classwise ECE)."""
     return float(
-        np.mean([expected_calibration_error(y == k, proba[:, k], bins) for k in range(proba.shape[1])])
+        np.mean(
+            [expected_calibration_error(y == k, proba[:, k], bins) for k in range(proba.shape[1])]
+        )
     )
 
 

@@ -48,8 +48,11 @@ class StageModel:
     ) -> pd.DataFrame:
         """Point-in-time features with the stored vocabulary (same columns as training)."""
         return build_features(
-            interactions, as_of, vocabulary=self.vocabulary,  # type: ignore[arg-type]
-            config=self.params.features, buyers=buyers,
+            interactions,
+            as_of,
+            vocabulary=self.vocabulary,  # type: ignore[arg-type]
+            config=self.params.features,
+            buyers=buyers,
         )
 
     def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
@@ -71,9 +74,7 @@ class StageModel:
         # The final stage has nowhere to go: its inflection likelihood is zero by definition.
         out["inflection_probability"] = np.where(predicted == last, 0.0, inflection_p)
         nxt = np.minimum(predicted + 1, last)
-        out["next_stage"] = pd.array(
-            np.where(predicted == last, None, stages[nxt]), dtype="string"
-        )
+        out["next_stage"] = pd.array(np.where(predicted == last, None, stages[nxt]), dtype="string")
         return out
 
     def predict(

@@ -37,11 +37,15 @@ def ingest(params: Params, out: Path) -> None:
     if params.data.source == "simulate":
         from stageml.simulate import simulate_to_folder
 
-        simulate_to_folder(params.data.simulate_buyers, seed=params.seed, out=out, stages=params.stages)
+        simulate_to_folder(
+            params.data.simulate_buyers, seed=params.seed, out=out, stages=params.stages
+        )
         return
     source = Path(params.data.source)
     if not source.is_dir():
-        raise ConfigError(f"data.source: {source} is not a folder. Fix: 'simulate' or a folder holding a CRM export")
+        raise ConfigError(
+            f"data.source: {source} is not a folder. Fix: 'simulate' or a folder holding a CRM export"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
         found = find_table(source, name)
@@ -58,8 +62,10 @@ def validate(params: Params, data: Path, out: Path) -> Export:
         if frame is not None:
             write_table(frame, out / f"{name}.parquet")
     write_rejects(export, out / "rejects.csv")
-    write_json({"reports": [r.__dict__ for r in export.reports], "warnings": list(export.warnings)},
-               out / "validation.json")
+    write_json(
+        {"reports": [r.__dict__ for r in export.reports], "warnings": list(export.warnings)},
+        out / "validation.json",
+    )
     return export
 
 
@@ -68,13 +74,20 @@ def snapshots(params: Params, data: Path, out: Path) -> TrainingData:
     prepared = prepare_training(load_export(data, stages=params.stages), params)
     out.mkdir(parents=True, exist_ok=True)
     write_table(prepared.snapshots, out / "snapshots.parquet")
-    meta = TrainingData(snapshots=prepared.snapshots.head(0), vocabulary=prepared.vocabulary,
-                        split=prepared.split, description=prepared.description, seconds=prepared.seconds)
+    meta = TrainingData(
+        snapshots=prepared.snapshots.head(0),
+        vocabulary=prepared.vocabulary,
+        split=prepared.split,
+        description=prepared.description,
+        seconds=prepared.seconds,
+    )
     _pickle(meta, out / "meta.pkl")
     return prepared
 
 
-def train(params: Params, data: Path, snapshots_dir: Path, out: Path, *, tracking_uri: str) -> TrainingResult:
+def train(
+    params: Params, data: Path, snapshots_dir: Path, out: Path, *, tracking_uri: str
+) -> TrainingResult:
     """Fit, log to MLflow, register; write model, metrics, plot data and the HTML report."""
     from stageml.tracking import log_training
 
@@ -86,23 +99,38 @@ def train(params: Params, data: Path, snapshots_dir: Path, out: Path, *, trackin
     out.mkdir(parents=True, exist_ok=True)
     _pickle(result.model, out / "model.pkl")
     write_json({k: v for k, v in result.metrics.items()}, out / "metrics.json")
-    write_json({"run_id": registered.run_id, "model_uri": registered.model_uri, "alias": registered.alias,
-                "comparison": registered.comparison}, out / "registry.json")
+    write_json(
+        {
+            "run_id": registered.run_id,
+            "model_uri": registered.model_uri,
+            "alias": registered.alias,
+            "comparison": registered.comparison,
+        },
+        out / "registry.json",
+    )
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     curve = result.reliability["calibrated"]
-    write_table(pd.DataFrame({"predicted": curve["predicted"], "observed": curve["observed"]}),
-                plots / "reliability.csv")
+    write_table(
+        pd.DataFrame({"predicted": curve["predicted"], "observed": curve["observed"]}),
+        plots / "reliability.csv",
+    )
     stages = list(params.stages)
-    pairs = [(stages[i], stages[j]) for i in range(len(stages)) for j in range(len(stages))
-             for _ in range(int(result.confusion[i, j]))]
+    pairs = [
+        (stages[i], stages[j])
+        for i in range(len(stages))
+        for j in range(len(stages))
+        for _ in range(int(result.confusion[i, j]))
+    ]
     write_table(pd.DataFrame(pairs, columns=["actual", "predicted"]), plots / "confusion.csv")
     with atomic_path(out / "report.html") as tmp:
         tmp.write_text(registered.report_html)
     return result
 
 
-def explain(params: Params, model_path: Path, snapshots_dir: Path, out: Path, *, k: int = 3) -> None:
+def explain(
+    params: Params, model_path: Path, snapshots_dir: Path, out: Path, *, k: int = 3
+) -> None:
     """Global SHAP figures and reason codes for the latest snapshot's buyers."""
     from stageml.explain import reason_codes
     from stageml.shap_plots import global_figures
@@ -115,11 +143,15 @@ def explain(params: Params, model_path: Path, snapshots_dir: Path, out: Path, *,
         with atomic_path(out / f"{stem}.png") as tmp:
             fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     codes = reason_codes(model, latest, k=k)
-    write_table(pd.concat([latest[["buyer_id", "as_of"]], codes.reset_index(drop=True)], axis=1),
-                out / "reasons.csv")
+    write_table(
+        pd.concat([latest[["buyer_id", "as_of"]], codes.reset_index(drop=True)], axis=1),
+        out / "reasons.csv",
+    )
 
 
-def score(params: Params, data: Path, model_path: Path, out: Path, *, reasons: int = 3) -> dict[str, Any]:
+def score(
+    params: Params, data: Path, model_path: Path, out: Path, *, reasons: int = 3
+) -> dict[str, Any]:
     """Score the export as of ``data.score_as_of`` (default: the end of the data)."""
     from stageml.score import score_local
 
@@ -127,5 +159,10 @@ def score(params: Params, data: Path, model_path: Path, out: Path, *, reasons: i
     as_of = params.data.score_as_of
     if as_of is None:
         interactions = read_table(find_table(data, "interactions"))  # type: ignore[arg-type]
-        as_of = pd.to_datetime(interactions["occurred_at"], utc=True, format="ISO8601").max().tz_localize(None).ceil("D")
+        as_of = (
+            pd.to_datetime(interactions["occurred_at"], utc=True, format="ISO8601")
+            .max()
+            .tz_localize(None)
+            .ceil("D")
+        )
     return score_local(data, model, as_of, out=out, reasons=reasons, model_uri=str(model_path))

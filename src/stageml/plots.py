@@ -23,7 +23,15 @@ def confusion_figure(confusion: np.ndarray, stages: Sequence[str]) -> Figure:
     for i in range(len(stages)):
         for j in range(len(stages)):
             colour = "white" if share[i, j] > 0.6 else "black"
-            ax.text(j, i, f"{confusion[i, j]}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=8, color=colour)
+            ax.text(
+                j,
+                i,
+                f"{confusion[i, j]}\n{share[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=colour,
+            )
     ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
     ax.set_yticks(range(len(stages)), stages)
     ax.set_xlabel("predicted stage")
@@ -52,10 +60,15 @@ def reliability_figure(curves: dict[str, dict[str, list[float]]], title: str) ->
 def per_class_gain(model: CalibratedLGBM, class_names: Sequence[str]) -> pd.DataFrame:
     """Total split gain per feature for each class's trees (multiclass trees interleave)."""
     trees = model.booster_.trees_to_dataframe()
-    trees = trees[trees["split_feature"].notna() & (trees["tree_index"] < model.best_iteration_ * len(class_names))]
+    trees = trees[
+        trees["split_feature"].notna()
+        & (trees["tree_index"] < model.best_iteration_ * len(class_names))
+    ]
     k = len(class_names) if len(class_names) > 2 else 1
     trees = trees.assign(cls=trees["tree_index"] % k)
-    table = trees.pivot_table(index="split_feature", columns="cls", values="split_gain", aggfunc="sum", fill_value=0.0)
+    table = trees.pivot_table(
+        index="split_feature", columns="cls", values="split_gain", aggfunc="sum", fill_value=0.0
+    )
     names = list(class_names) if k > 1 else [class_names[-1]]
     return table.rename(columns=dict(enumerate(names)))
 
@@ -86,5 +99,7 @@ def training_figures(
         "confusion_matrix": confusion_figure(confusion, stages),
         "reliability": reliability_figure(reliability, "Inflection: raw vs calibrated"),
         "importance_stage": importance_figure(per_class_gain(stage_model, stages)),
-        "importance_inflection": importance_figure(per_class_gain(inflection_model, ["no", "inflection"])),
+        "importance_inflection": importance_figure(
+            per_class_gain(inflection_model, ["no", "inflection"])
+        ),
     }

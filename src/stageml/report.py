@@ -46,10 +46,15 @@ def _metrics_html(metrics: Mapping[str, float]) -> str:
         for name in names:
             values = [metrics.get(metric_key(task, c, name)) for c in CANDIDATES]
             known = [v for v in values if v is not None]
-            best = (min if name in _LOWER_IS_BETTER else max)(known) if known and name != "positive_rate" else None
+            best = (
+                (min if name in _LOWER_IS_BETTER else max)(known)
+                if known and name != "positive_rate"
+                else None
+            )
             cells = "".join(
-                f"<td class='best'>{v:.4f}</td>" if v is not None and v == best else
-                f"<td>{'-' if v is None else f'{v:.4f}'}</td>"
+                f"<td class='best'>{v:.4f}</td>"
+                if v is not None and v == best
+                else f"<td>{'-' if v is None else f'{v:.4f}'}</td>"
                 for v in values
             )
             rows.append(f"<tr><td>{html.escape(task)}.{name}</td>{cells}</tr>")
@@ -58,12 +63,15 @@ def _metrics_html(metrics: Mapping[str, float]) -> str:
 
 def _dict_html(payload: Mapping[str, Any]) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in payload.items()
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in payload.items()
     )
     return f"<table>{rows}</table>"
 
 
-def render_report(result: TrainingResult, figures: Mapping[str, Figure], *, title: str = "stageml model report") -> str:
+def render_report(
+    result: TrainingResult, figures: Mapping[str, Figure], *, title: str = "stageml model report"
+) -> str:
     """The HTML document: every figure in ``figures`` inlined, in the given order."""
     model = result.model
     params = model.params
@@ -75,7 +83,9 @@ def render_report(result: TrainingResult, figures: Mapping[str, Figure], *, titl
     settings = {
         "stages": " → ".join(params.stages),
         "horizon": format_duration(params.labels.horizon),
-        "label delay": format_duration(params.labels.label_delay) if params.labels.label_delay else "0",
+        "label delay": format_duration(params.labels.label_delay)
+        if params.labels.label_delay
+        else "0",
         "calibration": params.train.calibration,
         "class weight": str(params.train.class_weight),
         "features": len(model.feature_names),

@@ -67,7 +67,9 @@ def score_tables(
         from stageml.explain import reason_codes
 
         codes = reason_codes(model, features, k=reasons).reset_index(drop=True)
-        scores = pd.concat([scores, codes.drop(columns=[c for c in codes.columns if c in scores.columns])], axis=1)
+        scores = pd.concat(
+            [scores, codes.drop(columns=[c for c in codes.columns if c in scores.columns])], axis=1
+        )
     ids = raw["interactions"]["buyer_id"].astype("string").str.strip()
     ids = ids[ids.notna() & (ids != "")]
     input_buyers = pd.Index(ids.unique())
@@ -79,13 +81,21 @@ def score_tables(
             "row": pd.array([pd.NA] * len(unscored), dtype="Int64"),
             "buyer_id": pd.array(list(unscored), dtype="string"),
             "reason": pd.array(
-                np.where(unscored.isin(accepted), "no_interaction_before_as_of", "all_interaction_rows_rejected"),
+                np.where(
+                    unscored.isin(accepted),
+                    "no_interaction_before_as_of",
+                    "all_interaction_rows_rejected",
+                ),
                 dtype="string",
             ),
         }
     )
     row_rejects = export.rejects.astype({"row": "Int64"})
-    sample = features.sample(n=min(sample_rows, len(features)), random_state=seed) if len(features) else features
+    sample = (
+        features.sample(n=min(sample_rows, len(features)), random_state=seed)
+        if len(features)
+        else features
+    )
     return PartitionResult(
         scores=scores,
         rejects=pd.concat([row_rejects, buyer_rejects], ignore_index=True),
@@ -95,7 +105,9 @@ def score_tables(
     )
 
 
-def add_trends(scores: pd.DataFrame, previous: pd.DataFrame, stages: tuple[str, ...], threshold: float) -> pd.DataFrame:
+def add_trends(
+    scores: pd.DataFrame, previous: pd.DataFrame, stages: tuple[str, ...], threshold: float
+) -> pd.DataFrame:
     """``stage_change`` (advanced/same/regressed/new) and ``inflection_trend`` vs a previous run."""
     rank = {s: i for i, s in enumerate(stages)}
     prev = previous[["buyer_id", "stage", "inflection_probability"]].rename(
@@ -105,10 +117,14 @@ def add_trends(scores: pd.DataFrame, previous: pd.DataFrame, stages: tuple[str, 
     merged = scores.merge(prev, on="buyer_id", how="left")
     now = merged["stage"].map(rank).astype("float64")
     before = merged["_prev_stage"].map(rank).astype("float64")
-    change = np.select([before.isna(), now > before, now < before], ["new", "advanced", "regressed"], "same")
+    change = np.select(
+        [before.isna(), now > before, now < before], ["new", "advanced", "regressed"], "same"
+    )
     delta = merged["inflection_probability"] - merged["_prev_p"].astype("float64")
     trend = np.select(
-        [merged["_prev_p"].isna(), delta > threshold, delta < -threshold], ["new", "improving", "declining"], "steady"
+        [merged["_prev_p"].isna(), delta > threshold, delta < -threshold],
+        ["new", "improving", "declining"],
+        "steady",
     )
     out = merged.drop(columns=["_prev_stage", "_prev_p"])
     out["stage_change"] = pd.array(change, dtype="string")
@@ -151,13 +167,18 @@ def score_local(
     folder = Path(data)
     sources = {name: p for name in SCORING_TABLES if (p := find_table(folder, name)) is not None}
     if "interactions" not in sources:
-        raise ContractError(file=str(folder), problem="no interactions table",
-                            fix="add interactions.csv or interactions.parquet to the export folder")
+        raise ContractError(
+            file=str(folder),
+            problem="no interactions table",
+            fix="add interactions.csv or interactions.parquet to the export folder",
+        )
     out_path = Path(out)
     rejects_path, summary_path = _sidecars(out_path)
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")
-    total = int(con.execute(f"SELECT count(*) FROM {_reader(sources['interactions'])}").fetchone()[0])  # type: ignore[index]
+    total = int(
+        con.execute(f"SELECT count(*) FROM {_reader(sources['interactions'])}").fetchone()[0]
+    )  # type: ignore[index]
     rows_per_part = partition_rows or model.params.features.partition_rows
     n_parts = max(1, math.ceil(total / rows_per_part))
     for name, path in sources.items():
@@ -178,13 +199,20 @@ def score_local(
             if raw["interactions"].empty:
                 continue
             result = score_tables(
-                raw, model, instant, sources={k: str(v) for k, v in sources.items()}, reasons=reasons,
-                sample_rows=max(1, _DRIFT_SAMPLE_ROWS // n_parts), seed=part,
+                raw,
+                model,
+                instant,
+                sources={k: str(v) for k, v in sources.items()},
+                reasons=reasons,
+                sample_rows=max(1, _DRIFT_SAMPLE_ROWS // n_parts),
+                seed=part,
             )
             scores = result.scores
             if prev_table is not None:
                 prev = con.execute(f"SELECT * FROM {prev_table} WHERE _part = {part}").df()
-                scores = add_trends(scores, prev, model.stages, model.params.scoring.trend_threshold)
+                scores = add_trends(
+                    scores, prev, model.stages, model.params.scoring.trend_threshold
+                )
             scores["model_uri"] = model_uri
             scores["model_version"] = str(model_version)
             _append(tmp, out_path.suffix, scores, writer_state)
@@ -194,22 +222,42 @@ def score_local(
                 progress(part + 1, n_parts)
         _close(writer_state, tmp, out_path.suffix)
     con.close()
-    rejects = pd.concat([p.rejects for p in parts], ignore_index=True) if parts else pd.DataFrame(
-        columns=["table", "row", "buyer_id", "reason"])
+    rejects = (
+        pd.concat([p.rejects for p in parts], ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["table", "row", "buyer_id", "reason"])
+    )
     write_table(rejects, rejects_path)
-    summary = _summary(parts, rejects, sources, model, instant, model_uri, model_version, n_parts,
-                       time.perf_counter() - clock, out_path, rejects_path, engine="local")
+    summary = _summary(
+        parts,
+        rejects,
+        sources,
+        model,
+        instant,
+        model_uri,
+        model_version,
+        n_parts,
+        time.perf_counter() - clock,
+        out_path,
+        rejects_path,
+        engine="local",
+    )
     write_json(summary, summary_path)
     return summary
 
 
-def _previous(con: duckdb.DuckDBPyConnection, previous: str | Path | None, n_parts: int) -> str | None:
+def _previous(
+    con: duckdb.DuckDBPyConnection, previous: str | Path | None, n_parts: int
+) -> str | None:
     if previous is None:
         return None
     path = Path(previous)
     if not path.is_file():
-        raise ContractError(file=str(path), problem="the previous scores file does not exist",
-                            fix="pass the output of an earlier 'stageml score' run, or drop --previous")
+        raise ContractError(
+            file=str(path),
+            problem="the previous scores file does not exist",
+            fix="pass the output of an earlier 'stageml score' run, or drop --previous",
+        )
     con.execute(
         f"CREATE TEMP TABLE prev_scores AS SELECT CAST(buyer_id AS VARCHAR) AS buyer_id, stage, "
         f"CAST(inflection_probability AS DOUBLE) AS inflection_probability, "
@@ -238,14 +286,34 @@ def _close(state: dict[str, Any], tmp: Path, suffix: str) -> None:
 
 
 def _summary(
-    parts: list[PartitionResult], rejects: pd.DataFrame, sources: Mapping[str, Path], model: StageModel,
-    instant: pd.Timestamp, model_uri: str, model_version: str, n_parts: int, seconds: float,
-    out: Path, rejects_path: Path, *, engine: str,
+    parts: list[PartitionResult],
+    rejects: pd.DataFrame,
+    sources: Mapping[str, Path],
+    model: StageModel,
+    instant: pd.Timestamp,
+    model_uri: str,
+    model_version: str,
+    n_parts: int,
+    seconds: float,
+    out: Path,
+    rejects_path: Path,
+    *,
+    engine: str,
 ) -> dict[str, Any]:
-    sample = pd.concat([p.features_sample for p in parts], ignore_index=True) if parts else pd.DataFrame()
-    drift = psi_table(model.drift_reference, sample) if len(sample) else pd.DataFrame(columns=["feature", "psi"])
+    sample = (
+        pd.concat([p.features_sample for p in parts], ignore_index=True)
+        if parts
+        else pd.DataFrame()
+    )
+    drift = (
+        psi_table(model.drift_reference, sample)
+        if len(sample)
+        else pd.DataFrame(columns=["feature", "psi"])
+    )
     threshold = model.params.scoring.drift_threshold
-    by_reason = rejects.groupby(["table", "reason"]).size() if len(rejects) else pd.Series(dtype=int)
+    by_reason = (
+        rejects.groupby(["table", "reason"]).size() if len(rejects) else pd.Series(dtype=int)
+    )
     scored = sum(p.input_buyers for p in parts) - int((rejects["table"] == "buyer").sum())
     return {
         "engine": engine,
@@ -254,7 +322,9 @@ def _summary(
         "model_version": str(model_version),
         "partitions": n_parts,
         "seconds": round(seconds, 3),
-        "input_rows": {t: sum(p.input_rows.get(t, 0) for p in parts) for t in SCORING_TABLES if t in sources},
+        "input_rows": {
+            t: sum(p.input_rows.get(t, 0) for p in parts) for t in SCORING_TABLES if t in sources
+        },
         "rejected_rows": {f"{t}:{r}": int(n) for (t, r), n in by_reason.items()},
         "input_buyers": sum(p.input_buyers for p in parts),
         "scored_buyers": scored,

@@ -121,18 +121,21 @@ def simulate(
 
     """
     parts = list(_blocks(n_buyers, seed, stages, start, end, params, chunk_buyers))
-    return SimulatedExport(*(
-        pd.concat([getattr(p, f.name) for p in parts], ignore_index=True)
-        for f in fields(SimulatedExport)
-    ))
+    return SimulatedExport(
+        *(
+            pd.concat([getattr(p, f.name) for p in parts], ignore_index=True)
+            for f in fields(SimulatedExport)
+        )
+    )
 
 
 def write_export(
     export: SimulatedExport, out: str | Path, *, fmt: str = "parquet"
 ) -> dict[str, Path]:
     """Write the four tables as ``<out>/<name>.<fmt>``, each atomically."""
-    return {name: write_table(getattr(export, name), path)
-            for name, path in _targets(out, fmt).items()}
+    return {
+        name: write_table(getattr(export, name), path) for name, path in _targets(out, fmt).items()
+    }
 
 
 def simulate_to_folder(
@@ -158,8 +161,9 @@ def simulate_to_folder(
             for name in TABLE_NAMES:
                 frame: pd.DataFrame = getattr(part, name)
                 if fmt == "csv":
-                    frame.to_csv(tmps[name], mode="w" if i == 0 else "a", header=i == 0,
-                                 index=False)
+                    frame.to_csv(
+                        tmps[name], mode="w" if i == 0 else "a", header=i == 0, index=False
+                    )
                     continue
                 if name not in writers:
                     schema = pa.Schema.from_pandas(frame, preserve_index=False)
@@ -167,7 +171,8 @@ def simulate_to_folder(
                     writers[name] = stack.enter_context(pq.ParquetWriter(tmps[name], schema))
                 writer = writers[name]
                 writer.write_table(
-                    pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False))
+                    pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False)
+                )
     return paths
 
 
@@ -227,8 +232,12 @@ def _targets(out: str | Path, fmt: str) -> dict[str, Path]:
     if fmt not in FORMATS:
         raise ConfigError(f"unknown output format {fmt!r}; expected one of {list(FORMATS)}")
     folder = Path(out)
-    stale = [folder / f"{name}.{other}" for name in TABLE_NAMES for other in FORMATS
-             if other != fmt and (folder / f"{name}.{other}").exists()]
+    stale = [
+        folder / f"{name}.{other}"
+        for name in TABLE_NAMES
+        for other in FORMATS
+        if other != fmt and (folder / f"{name}.{other}").exists()
+    ]
     if stale:
         raise ConfigError(
             f"{folder} already holds {', '.join(p.name for p in stale)}. Fix: remove them, "
@@ -259,7 +268,8 @@ def _blocks(
         raise ConfigError(f"start={t0} must be at least 7 days before end={t1}")
     if n_buyers < 1 or chunk_buyers < 1:
         raise ConfigError(
-            f"n_buyers ({n_buyers}) and chunk_buyers ({chunk_buyers}) must be positive")
+            f"n_buyers ({n_buyers}) and chunk_buyers ({chunk_buyers}) must be positive"
+        )
     world, knobs = build_world(stages), params or WorldParams()
     n_blocks = -(-n_buyers // chunk_buyers)
     for i, child in enumerate(np.random.SeedSequence(seed).spawn(n_blocks)):
@@ -278,46 +288,66 @@ class _Buyers(NamedTuple):
 
 
 def _simulate_block(
-    rng: np.random.Generator, first_id: int, n: int, world: World, knobs: WorldParams,
-    t0: pd.Timestamp, t1: pd.Timestamp,
+    rng: np.random.Generator,
+    first_id: int,
+    n: int,
+    world: World,
+    knobs: WorldParams,
+    t0: pd.Timestamp,
+    t1: pd.Timestamp,
 ) -> SimulatedExport:
     span = int((t1 - t0).total_seconds())
     n_days = span // DAY
     pop = _draw_buyers(rng, first_id, n, knobs)
     entry_day = rng.integers(1, n_days - 1, n)
     entry = at_hour(rng, entry_day, pop.offset, INBOUND_HOURS)
-    walked = walk(rng, world, knobs, entry_day=entry_day, n_days=n_days, speed=pop.speed,
-                  seller=pop.seller, weekday0=t0.day_of_week)
+    walked = walk(
+        rng,
+        world,
+        knobs,
+        entry_day=entry_day,
+        n_days=n_days,
+        speed=pop.speed,
+        seller=pop.seller,
+        weekday0=t0.day_of_week,
+    )
     truth, quiet = _true_path(rng, entry, walked, pop.offset, span)
     key = _events(rng, world, knobs, pop, entry, truth, quiet, walked, span, t0.day_of_week)
     buyer, seconds, outbound = key >> _BUYER_SHIFT, (key >> 1) & (2**32 - 1), (key & 1) == 1
     stage = truth.stage[np.searchsorted(_key(truth.buyer, truth.at), key, side="right") - 1]
     activity = draw_activities(rng, world, stage, outbound)
-    history = record_history(rng, truth, n_buyers=n, n_stages=len(world.stages), span=span,
-                             knobs=knobs)
+    history = record_history(
+        rng, truth, n_buyers=n, n_stages=len(world.stages), span=span, knobs=knobs
+    )
 
     def ids(rows: np.ndarray) -> pd.Series:
         return _text(pop.ids.take(pa.array(rows)))
 
-    interactions = pd.DataFrame({
-        "buyer_id": ids(buyer),
-        "occurred_at": _stamp(t0, seconds),
-        "activity": _labels(world.activities, activity),
-        "channel": _labels(world.channels, activity),
-        "direction": _labels(("inbound", "outbound"), outbound.astype(np.int64)),
-    })
+    interactions = pd.DataFrame(
+        {
+            "buyer_id": ids(buyer),
+            "occurred_at": _stamp(t0, seconds),
+            "activity": _labels(world.activities, activity),
+            "channel": _labels(world.channels, activity),
+            "direction": _labels(("inbound", "outbound"), outbound.astype(np.int64)),
+        }
+    )
     went_quiet = quiet[truth.buyer]
-    truth_frame = pd.DataFrame({
-        "buyer_id": ids(truth.buyer),
-        "stage": _labels(world.stages, truth.stage),
-        "entered_at": _stamp(t0, truth.at),
-        "quiet_at": _stamp(t0, went_quiet).where(went_quiet < span),
-    })
-    stage_history = pd.DataFrame({
-        "buyer_id": ids(history.buyer),
-        "stage": _labels(world.stages, history.stage),
-        "entered_at": _stamp(t0, history.at),
-    })
+    truth_frame = pd.DataFrame(
+        {
+            "buyer_id": ids(truth.buyer),
+            "stage": _labels(world.stages, truth.stage),
+            "entered_at": _stamp(t0, truth.at),
+            "quiet_at": _stamp(t0, went_quiet).where(went_quiet < span),
+        }
+    )
+    stage_history = pd.DataFrame(
+        {
+            "buyer_id": ids(history.buyer),
+            "stage": _labels(world.stages, history.stage),
+            "entered_at": _stamp(t0, history.at),
+        }
+    )
     return SimulatedExport(interactions, pop.frame, stage_history, truth_frame)
 
 
@@ -328,13 +358,15 @@ def _draw_buyers(rng: np.random.Generator, first_id: int, n: int, knobs: WorldPa
     industry = rng.choice(len(INDUSTRIES), n, p=INDUSTRY_P)
     lo, hi = np.log(np.asarray(SEGMENT_EMPLOYEES, dtype=float)[seg]).T
     ids = np.char.add("B", np.char.zfill((np.arange(n) + first_id + 1).astype(str), 6))
-    frame = pd.DataFrame({
-        "buyer_id": _text(ids),
-        "segment": _text(np.asarray(SEGMENTS)[seg]),
-        "industry": _text(np.asarray(INDUSTRIES)[industry]),
-        "employees": np.exp(rng.uniform(lo, hi)).round().astype(np.int64),
-        "region": _text(np.asarray(REGIONS)[region]),
-    })
+    frame = pd.DataFrame(
+        {
+            "buyer_id": _text(ids),
+            "segment": _text(np.asarray(SEGMENTS)[seg]),
+            "industry": _text(np.asarray(INDUSTRIES)[industry]),
+            "employees": np.exp(rng.uniform(lo, hi)).round().astype(np.int64),
+            "region": _text(np.asarray(REGIONS)[region]),
+        }
+    )
 
     def spread(sigma: float, by_segment: tuple[float, ...]) -> np.ndarray:
         return np.asarray(rng.lognormal(-(sigma**2) / 2, sigma, n) * np.asarray(by_segment)[seg])
@@ -350,7 +382,11 @@ def _draw_buyers(rng: np.random.Generator, first_id: int, n: int, knobs: WorldPa
 
 
 def _true_path(
-    rng: np.random.Generator, entry: np.ndarray, walked: Walk, offset: np.ndarray, span: int,
+    rng: np.random.Generator,
+    entry: np.ndarray,
+    walked: Walk,
+    offset: np.ndarray,
+    span: int,
 ) -> tuple[Steps, np.ndarray]:
     """Place the walk's moves in time; return the true path and each buyer's quiet instant.
 
@@ -368,8 +404,15 @@ def _true_path(
 
 
 def _events(
-    rng: np.random.Generator, world: World, knobs: WorldParams, pop: _Buyers,
-    entry: np.ndarray, truth: Steps, quiet: np.ndarray, walked: Walk, span: int,
+    rng: np.random.Generator,
+    world: World,
+    knobs: WorldParams,
+    pop: _Buyers,
+    entry: np.ndarray,
+    truth: Steps,
+    quiet: np.ndarray,
+    walked: Walk,
+    span: int,
     weekday0: int,
 ) -> np.ndarray:
     """Every interaction as a sorted key ``buyer << 33 | seconds << 1 | outbound``.
@@ -384,18 +427,43 @@ def _events(
     ends = np.where(last, quiet[truth.buyer], np.r_[truth.at[1:], 0])
     q = np.flatnonzero(quiet < span)
     q_stage = truth.stage[
-        np.searchsorted(_key(truth.buyer, truth.at), _key(q, quiet[q]), side="right") - 1]
+        np.searchsorted(_key(truth.buyer, truth.at), _key(q, quiet[q]), side="right") - 1
+    ]
     final = truth.stage == len(world.stages) - 1
     flat, to_end = np.full(len(final), np.inf), np.full(len(q), span)
     episodes = (  # buyer, start, end, daily rate, decay time constant (days), outbound
-        (truth.buyer, truth.at, ends, world.inbound_rate[truth.stage]
-         * pop.activity[truth.buyer], flat, False),
-        (truth.buyer[final], truth.at[final], ends[final], world.touch_rate[-1]
-         * pop.seller[truth.buyer[final]], flat[final], True),
-        (q, quiet[q], to_end, world.inbound_rate[q_stage] * pop.activity[q],
-         np.full(len(q), knobs.quiet_tau_days), False),
-        (q, quiet[q], to_end, world.touch_rate[q_stage] * pop.seller[q],
-         np.full(len(q), knobs.quiet_seller_tau_days), True),
+        (
+            truth.buyer,
+            truth.at,
+            ends,
+            world.inbound_rate[truth.stage] * pop.activity[truth.buyer],
+            flat,
+            False,
+        ),
+        (
+            truth.buyer[final],
+            truth.at[final],
+            ends[final],
+            world.touch_rate[-1] * pop.seller[truth.buyer[final]],
+            flat[final],
+            True,
+        ),
+        (
+            q,
+            quiet[q],
+            to_end,
+            world.inbound_rate[q_stage] * pop.activity[q],
+            np.full(len(q), knobs.quiet_tau_days),
+            False,
+        ),
+        (
+            q,
+            quiet[q],
+            to_end,
+            world.touch_rate[q_stage] * pop.seller[q],
+            np.full(len(q), knobs.quiet_seller_tau_days),
+            True,
+        ),
     )
     parts = [(np.arange(n), entry, np.zeros(n, bool))]
     for buyer, t_start, t_end, rate, tau, out in episodes:
@@ -406,8 +474,13 @@ def _events(
         kept = ~weekend | (rng.random(len(t)) < WEEKEND_KEEP["outbound" if out else "inbound"])
         parts.append((b[kept], t[kept], np.full(int(kept.sum()), out, dtype=bool)))
     touched = walked.touch_buyer
-    parts.append((touched, at_hour(rng, walked.touch_day, pop.offset[touched], OUTBOUND_HOURS),
-                  np.ones(len(touched), bool)))
+    parts.append(
+        (
+            touched,
+            at_hour(rng, walked.touch_day, pop.offset[touched], OUTBOUND_HOURS),
+            np.ones(len(touched), bool),
+        )
+    )
     b, t, outbound = (np.concatenate(column) for column in zip(*parts, strict=True))
     keep = (t >= entry[b]) & (t < span)
     return np.sort(_key(b[keep], t[keep]) | outbound[keep])

@@ -55,8 +55,13 @@ ACTIVITIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
     "check_in_call": ("phone", "outbound", (0, 0, 0, 0, 53)),
 }
 # Activities that mark the late funnel; tests use them to check the mix moves with stage.
-LATE_ACTIVITIES = ("demo_request", "demo_attended", "proposal_view", "contract_review",
-                   "security_review")
+LATE_ACTIVITIES = (
+    "demo_request",
+    "demo_attended",
+    "proposal_view",
+    "contract_review",
+    "security_review",
+)
 
 # Per-stage rates at the anchors (per buyer-day, before per-buyer multipliers).
 INBOUND_RATE = (0.28, 0.50, 0.75, 0.85, 0.15)
@@ -75,8 +80,14 @@ SEGMENT_SPEED = (1.25, 1.0, 0.7)  # enterprise deals move slower
 SEGMENT_ACTIVITY = (0.8, 1.0, 1.5)  # and involve more people, so more events
 SEGMENT_SELLER = (0.7, 1.0, 1.6)  # and get more seller attention
 SEGMENT_EMPLOYEES = ((5, 200), (200, 2000), (2000, 100_000))
-INDUSTRIES = ("software", "manufacturing", "financial_services", "healthcare", "retail",
-              "education")
+INDUSTRIES = (
+    "software",
+    "manufacturing",
+    "financial_services",
+    "healthcare",
+    "retail",
+    "education",
+)
 INDUSTRY_P = (0.25, 0.18, 0.15, 0.14, 0.14, 0.14)
 REGIONS = ("north_america", "emea", "apac", "latam")
 REGION_P = (0.45, 0.30, 0.15, 0.10)
@@ -209,8 +220,15 @@ class Walk(NamedTuple):
 
 
 def walk(
-    rng: np.random.Generator, world: World, knobs: WorldParams, *, entry_day: np.ndarray,
-    n_days: int, speed: np.ndarray, seller: np.ndarray, weekday0: int,
+    rng: np.random.Generator,
+    world: World,
+    knobs: WorldParams,
+    *,
+    entry_day: np.ndarray,
+    n_days: int,
+    speed: np.ndarray,
+    seller: np.ndarray,
+    weekday0: int,
 ) -> Walk:
     """Walk the buyers still in play (entered, not final, not quiet) one day at a time.
 
@@ -227,7 +245,7 @@ def walk(
     touches: list[tuple[np.ndarray, ...]] = []
     quiet_day = np.full(len(entry_day), -1, np.int64)
     for d in range(1, n_days):
-        new = by_entry[entered[d - 1]: entered[d]]  # buyers who entered on day d - 1
+        new = by_entry[entered[d - 1] : entered[d]]  # buyers who entered on day d - 1
         live_b = np.concatenate([live_b, new])
         live_s = np.concatenate([live_s, np.zeros(len(new), np.int64)])
         live_touch = np.concatenate([live_touch, np.full(len(new), -(10**6))])
@@ -253,8 +271,12 @@ def walk(
 
 
 def episode_events(
-    rng: np.random.Generator, buyer: np.ndarray, t_start: np.ndarray, t_end: np.ndarray,
-    rate: np.ndarray, tau_days: np.ndarray,
+    rng: np.random.Generator,
+    buyer: np.ndarray,
+    t_start: np.ndarray,
+    t_end: np.ndarray,
+    rate: np.ndarray,
+    tau_days: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Poisson event times per episode: flat at ``rate`` (tau = inf) or decaying from it.
 
@@ -273,7 +295,10 @@ def episode_events(
 
 
 def at_hour(
-    rng: np.random.Generator, local_day: np.ndarray, offset: np.ndarray, hours: Sequence[int],
+    rng: np.random.Generator,
+    local_day: np.ndarray,
+    offset: np.ndarray,
+    hours: Sequence[int],
 ) -> np.ndarray:
     """Place one moment on each local day at a typical hour (seconds since export start)."""
     weights = np.asarray(hours, dtype=float)
@@ -283,7 +308,10 @@ def at_hour(
 
 
 def draw_activities(
-    rng: np.random.Generator, world: World, stage: np.ndarray, outbound: np.ndarray,
+    rng: np.random.Generator,
+    world: World,
+    stage: np.ndarray,
+    outbound: np.ndarray,
 ) -> np.ndarray:
     """Activity index per event from its (direction, stage) mix, in one vectorised search.
 
@@ -299,7 +327,12 @@ def draw_activities(
 
 
 def record_history(
-    rng: np.random.Generator, truth: Steps, *, n_buyers: int, n_stages: int, span: int,
+    rng: np.random.Generator,
+    truth: Steps,
+    *,
+    n_buyers: int,
+    n_stages: int,
+    span: int,
     knobs: WorldParams,
 ) -> Steps:
     """Turn the true path (sorted by buyer, time) into the CRM's late, imperfect record."""

@@ -23,9 +23,7 @@ def data_span(
     return pd.Timestamp(min(stamps)), pd.Timestamp(max(stamps))
 
 
-def snapshot_dates(
-    params: Params, start: pd.Timestamp, end: pd.Timestamp
-) -> list[pd.Timestamp]:
+def snapshot_dates(params: Params, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
     """As-of instants every ``snapshots.every`` from ``start + warmup`` up to ``end``.
 
     Instants are aligned to midnight UTC when the step is whole days, which keeps the
@@ -64,11 +62,18 @@ def build_snapshots(
     start, end = data_span(interactions, stage_history)
     instants = as_of if as_of is not None else snapshot_dates(params, start, end)
     features = build_features(
-        interactions, instants, vocabulary=vocabulary, config=params.features, buyers=buyers,
+        interactions,
+        instants,
+        vocabulary=vocabulary,
+        config=params.features,
+        buyers=buyers,
         progress=progress,
     )
     labels = build_labels(
-        features[list(KEYS)], stage_history, stages=params.stages, config=params.labels,
+        features[list(KEYS)],
+        stage_history,
+        stages=params.stages,
+        config=params.labels,
         data_end=end,
     )
     return pd.concat([features, labels.drop(columns=list(KEYS))], axis=1)

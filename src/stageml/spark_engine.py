@@ -139,8 +139,11 @@ def score_spark(
     folder = Path(data)
     sources = {name: p for name in SCORING_TABLES if (p := find_table(folder, name)) is not None}
     if "interactions" not in sources:
-        raise ContractError(file=str(folder), problem="no interactions table",
-                            fix="add interactions.csv or interactions.parquet to the export folder")
+        raise ContractError(
+            file=str(folder),
+            problem="no interactions table",
+            fix="add interactions.csv or interactions.parquet to the export folder",
+        )
     if buckets is not None and buckets < 1:
         raise ValueError(f"buckets must be a positive integer or None, got {buckets}")
     out_path = Path(out)
@@ -152,12 +155,19 @@ def score_spark(
     try:
         tables = {name: _read_numbered(spark, path) for name, path in sources.items()}
         total = tables["interactions"][1]
-        n = buckets or max(spark.sparkContext.defaultParallelism,
-                           math.ceil(total / model.params.features.partition_rows))
+        n = buckets or max(
+            spark.sparkContext.defaultParallelism,
+            math.ceil(total / model.params.features.partition_rows),
+        )
         spark.conf.set("spark.sql.shuffle.partitions", str(n))
         payloads = _bucket_results(
-            spark, {name: frame for name, (frame, _) in tables.items()}, n, model, instant,
-            sources={k: str(v) for k, v in sources.items()}, reasons=reasons,
+            spark,
+            {name: frame for name, (frame, _) in tables.items()},
+            n,
+            model,
+            instant,
+            sources={k: str(v) for k, v in sources.items()},
+            reasons=reasons,
             sample_rows=max(1, _DRIFT_SAMPLE_ROWS // n),
         )
         parts: list[PartitionResult] = []
@@ -168,8 +178,9 @@ def score_spark(
                 if prev is not None:
                     ids = pd.Index(scores["buyer_id"], dtype="string", name="buyer_id")
                     mine = prev.reindex(ids).dropna(subset=["stage"]).reset_index()
-                    scores = add_trends(scores, mine,
-                                        model.stages, model.params.scoring.trend_threshold)
+                    scores = add_trends(
+                        scores, mine, model.stages, model.params.scoring.trend_threshold
+                    )
                 scores["model_uri"] = model_uri
                 scores["model_version"] = str(model_version)
                 _append(tmp, out_path.suffix, scores, writer_state)
@@ -179,11 +190,26 @@ def score_spark(
     finally:
         if owned:
             spark.stop()
-    rejects = pd.concat([p.rejects for p in parts], ignore_index=True) if parts else pd.DataFrame(
-        columns=["table", "row", "buyer_id", "reason"])
+    rejects = (
+        pd.concat([p.rejects for p in parts], ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["table", "row", "buyer_id", "reason"])
+    )
     write_table(rejects, rejects_path)
-    summary = _summary(parts, rejects, sources, model, instant, model_uri, model_version, n,
-                       time.perf_counter() - clock, out_path, rejects_path, engine="spark")
+    summary = _summary(
+        parts,
+        rejects,
+        sources,
+        model,
+        instant,
+        model_uri,
+        model_version,
+        n,
+        time.perf_counter() - clock,
+        out_path,
+        rejects_path,
+        engine="spark",
+    )
     write_json(summary, summary_path)
     return summary
 
@@ -205,7 +231,8 @@ def _read_numbered(spark: SparkSession, path: Path) -> tuple[DataFrame, int]:
     # monotonically_increasing_id = split index << 33 | position in split; the row number
     # adds the rows of all earlier splits, counted by a first (JVM-only) pass.
     tagged = frame.withColumn("_split", F.spark_partition_id()).withColumn(
-        "_id", F.monotonically_increasing_id())
+        "_id", F.monotonically_increasing_id()
+    )
     counts: dict[int, int] = dict(tagged.groupBy("_split").count().collect())
     offsets, running = {}, 0
     for split in sorted(counts):
@@ -220,8 +247,15 @@ def _read_numbered(spark: SparkSession, path: Path) -> tuple[DataFrame, int]:
 
 
 def _bucket_results(
-    spark: SparkSession, tables: dict[str, DataFrame], n: int, model: StageModel,
-    as_of: pd.Timestamp, *, sources: dict[str, str], reasons: int, sample_rows: int,
+    spark: SparkSession,
+    tables: dict[str, DataFrame],
+    n: int,
+    model: StageModel,
+    as_of: pd.Timestamp,
+    *,
+    sources: dict[str, str],
+    reasons: int,
+    sample_rows: int,
 ) -> Iterator[PartitionResult]:
     """Run ``score_tables`` once per bucket on the workers; yield results one bucket at a time."""
     from pyspark.sql import functions as F
@@ -231,7 +265,8 @@ def _bucket_results(
     shared = spark.sparkContext.broadcast(blob)
     bucketed = {
         name: frame.withColumn(
-            BUCKET, F.pmod(F.xxhash64(F.trim(F.col("buyer_id").cast("string"))), F.lit(n)))
+            BUCKET, F.pmod(F.xxhash64(F.trim(F.col("buyer_id").cast("string"))), F.lit(n))
+        )
         for name, frame in tables.items()
     }
     columns = {name: [c for c in frame.columns if c != BUCKET] for name, frame in bucketed.items()}
@@ -248,11 +283,13 @@ def _bucket_results(
 
     grouped = bucketed["interactions"].groupBy(BUCKET)
     if "buyers" in bucketed:
+
         def both(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
             return run({"interactions": left, "buyers": right})
 
         done = grouped.cogroup(bucketed["buyers"].groupBy(BUCKET)).applyInPandas(both, schema)
     else:
+
         def alone(left: pd.DataFrame) -> pd.DataFrame:
             return run({"interactions": left})
 
@@ -265,16 +302,29 @@ def _bucket_results(
 
 
 def _score_bucket(
-    frames: dict[str, pd.DataFrame], model: StageModel, *, bucket: int, as_of: pd.Timestamp,
-    sources: dict[str, str], reasons: int, sample_rows: int,
+    frames: dict[str, pd.DataFrame],
+    model: StageModel,
+    *,
+    bucket: int,
+    as_of: pd.Timestamp,
+    sources: dict[str, str],
+    reasons: int,
+    sample_rows: int,
 ) -> PartitionResult:
     # A bucket with interactions but no buyer rows: score without buyer attributes, as the
     # validator would for an export without a buyers table (an empty table is an error).
     raw = {name: frame for name, frame in frames.items() if len(frame) or name == "interactions"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return score_tables(raw, model, as_of, sources=sources, reasons=reasons,
-                            sample_rows=sample_rows, seed=bucket)
+        return score_tables(
+            raw,
+            model,
+            as_of,
+            sources=sources,
+            reasons=reasons,
+            sample_rows=sample_rows,
+            seed=bucket,
+        )
 
 
 def _from_spark(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -300,8 +350,10 @@ def _previous(previous: str | Path | None) -> pd.DataFrame | None:
     path = Path(previous)
     if not path.is_file():
         raise ContractError(
-            file=str(path), problem="the previous scores file does not exist",
-            fix="pass the output of an earlier 'stageml score' run, or drop --previous")
+            file=str(path),
+            problem="the previous scores file does not exist",
+            fix="pass the output of an earlier 'stageml score' run, or drop --previous",
+        )
     columns = ["buyer_id", "stage", "inflection_probability"]
     if path.suffix == ".csv":
         frame = pd.read_csv(path, usecols=columns, dtype={"buyer_id": "string", "stage": "string"})

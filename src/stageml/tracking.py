@@ -63,7 +63,9 @@ class StageMLPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         with open(context.artifacts["bundle"], "rb") as handle:
             self.model: StageModel = pickle.load(handle)
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """Score every buyer with history before the as-of instant(s)."""
         return predict_raw(self.model, model_input, (params or {}).get("as_of"))
 
@@ -134,7 +136,11 @@ def run_figures(result: TrainingResult, export: Export) -> dict[str, plt.Figure]
     """Standard training figures plus global SHAP views on a bounded sample of test rows."""
     model = result.model
     figures = training_figures(
-        result.confusion, result.reliability, model.stage_model, model.inflection_model, model.stages
+        result.confusion,
+        result.reliability,
+        model.stage_model,
+        model.inflection_model,
+        model.stages,
     )
     figures.update(global_figures(model, result.test_frame, sample=2000, seed=model.params.seed))
     return figures
@@ -160,7 +166,10 @@ def log_training(
             mlflow.log_dict(result.data_description, "data_description.json")
             mlflow.log_dict(result.metrics, "metrics.json")
             mlflow.log_dict(model.vocabulary.to_dict(), "vocabulary.json")  # type: ignore[attr-defined]
-            mlflow.log_dict({"reliability": result.reliability, "confusion": result.confusion.tolist()}, "curves.json")
+            mlflow.log_dict(
+                {"reliability": result.reliability, "confusion": result.confusion.tolist()},
+                "curves.json",
+            )
             figures = run_figures(result, export)
             for stem, fig in figures.items():
                 mlflow.log_figure(fig, f"plots/{stem}.png")
@@ -178,7 +187,9 @@ def log_training(
             _set_champion(client, name, version)
         else:
             client.set_registered_model_alias(name, CHALLENGER, str(version))
-    return RegisteredRun(run.info.run_id, f"models:/{name}/{version}", version, alias, comparison, report)
+    return RegisteredRun(
+        run.info.run_id, f"models:/{name}/{version}", version, alias, comparison, report
+    )
 
 
 def _log_pyfunc(model: StageModel, export: Export, name: str) -> Any:
@@ -209,8 +220,10 @@ def load_bundle(model_uri: str, tracking_uri: str) -> StageModel:
         try:
             loaded = mlflow.pyfunc.load_model(model_uri)
         except MlflowException as exc:
-            raise ModelError(f"cannot load model {model_uri!r} from {tracking_uri}: {exc.message}. "
-                             "Fix: train one with 'stageml train' or pass an existing --model URI") from exc
+            raise ModelError(
+                f"cannot load model {model_uri!r} from {tracking_uri}: {exc.message}. "
+                "Fix: train one with 'stageml train' or pass an existing --model URI"
+            ) from exc
     bundle: StageModel = loaded.unwrap_python_model().model
     return bundle
 
@@ -239,8 +252,11 @@ def _compare_with_champion(
         return {"promote": True, "reason": "no champion yet"}
     previous = load_bundle(f"models:/{name}@{CHAMPION}", mlflow.get_tracking_uri())
     if previous.stages != result.model.stages:
-        return {"promote": False, "champion_version": int(champion.version),
-                "reason": "the champion predicts another stage taxonomy; promote by hand"}
+        return {
+            "promote": False,
+            "champion_version": int(champion.version),
+            "reason": "the champion predicts another stage taxonomy; promote by hand",
+        }
     test = result.test_frame
     theirs = previous.predict(export.interactions, sorted(test["as_of"].unique()), export.buyers)
     merged = test.merge(theirs, on=["buyer_id", "as_of"], suffixes=("", "_champion"))
@@ -252,14 +268,30 @@ def _compare_with_champion(
         # Buyers who can still advance: the final stage's label is 0 by construction.
         infl = (merged["inflection"].notna() & merged["can_advance"].fillna(False)).to_numpy(bool)
         scores[who] = {
-            "stage.macro_f1": stage_metrics(merged.loc[staged, "stage_index"].astype(int).to_numpy(), probs[staged], previous.stages)["macro_f1"],
-            "inflection.can_advance.roc_auc": inflection_metrics(merged.loc[infl, "inflection"].astype(int).to_numpy(), frame["inflection_probability"].to_numpy()[infl])["roc_auc"],
+            "stage.macro_f1": stage_metrics(
+                merged.loc[staged, "stage_index"].astype(int).to_numpy(),
+                probs[staged],
+                previous.stages,
+            )["macro_f1"],
+            "inflection.can_advance.roc_auc": inflection_metrics(
+                merged.loc[infl, "inflection"].astype(int).to_numpy(),
+                frame["inflection_probability"].to_numpy()[infl],
+            )["roc_auc"],
         }
     tolerance = result.model.params.registry.tolerance
-    promote = all(scores["challenger"][k] >= scores["champion"][k] - tolerance for k in scores["champion"])
-    return {"promote": bool(promote), "champion_version": int(champion.version), "tolerance": tolerance,
-            "scores": scores, "rows": int(len(merged)),
-            "reason": "at least as good as the champion" if promote else "worse than the champion beyond tolerance"}
+    promote = all(
+        scores["challenger"][k] >= scores["champion"][k] - tolerance for k in scores["champion"]
+    )
+    return {
+        "promote": bool(promote),
+        "champion_version": int(champion.version),
+        "tolerance": tolerance,
+        "scores": scores,
+        "rows": int(len(merged)),
+        "reason": "at least as good as the champion"
+        if promote
+        else "worse than the champion beyond tolerance",
+    }
 
 
 def _history(client: MlflowClient, name: str) -> list[int]:
@@ -279,8 +311,10 @@ def promote(version: int, *, tracking_uri: str, name: str = "stageml") -> None:
         try:
             client.get_model_version(name, str(version))
         except MlflowException as exc:
-            raise ModelError(f"model '{name}' has no version {version}. Fix: pick one listed by "
-                             "'mlflow ui' or the training output") from exc
+            raise ModelError(
+                f"model '{name}' has no version {version}. Fix: pick one listed by "
+                "'mlflow ui' or the training output"
+            ) from exc
         _set_champion(client, name, version)
 
 
@@ -289,8 +323,10 @@ def rollback(*, tracking_uri: str, name: str = "stageml") -> int:
     with _tracking(tracking_uri) as client:
         history = _history(client, name)
         if len(history) < 2:
-            raise ModelError(f"model '{name}' has no earlier champion to roll back to. Fix: use "
-                             "'stageml promote --version N' to choose one")
+            raise ModelError(
+                f"model '{name}' has no earlier champion to roll back to. Fix: use "
+                "'stageml promote --version N' to choose one"
+            )
         previous = history[-2]
         client.set_registered_model_alias(name, CHAMPION, str(previous))
         client.set_registered_model_tag(name, _HISTORY_TAG, json.dumps(history[:-1]))

@@ -138,12 +138,18 @@ def prepare_training(
     vocabulary = fit_vocabulary(known, export.buyers, params.features)
     say(f"building snapshots at {len(instants)} as-of instants")
     snaps = build_snapshots(
-        export.interactions, export.stage_history, params=params, vocabulary=vocabulary,
-        buyers=export.buyers, as_of=split.train + split.valid + split.test,
+        export.interactions,
+        export.stage_history,
+        params=params,
+        vocabulary=vocabulary,
+        buyers=export.buyers,
+        as_of=split.train + split.valid + split.test,
     )
     period = _periods(snaps, split)
     return TrainingData(
-        snapshots=snaps, vocabulary=vocabulary, split=split,
+        snapshots=snaps,
+        vocabulary=vocabulary,
+        split=split,
         description=describe_data(export, snaps, period, params),
         seconds=time.perf_counter() - clock,
     )
@@ -151,8 +157,11 @@ def prepare_training(
 
 def _periods(snaps: pd.DataFrame, split: TimeSplit) -> pd.Series:
     return snaps["as_of"].map(
-        {**{t: "train" for t in split.train}, **{t: "valid" for t in split.valid},
-         **{t: "test" for t in split.test}}
+        {
+            **{t: "train" for t in split.train},
+            **{t: "valid" for t in split.valid},
+            **{t: "test" for t in split.test},
+        }
     )
 
 
@@ -206,7 +215,9 @@ def fit(
             "model_raw": raw,
             "baseline_majority": MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt),
             "baseline_rule": _rule(n_classes, X, y, Xt),
-            "baseline_logistic": fit_quietly(logistic_baseline(X, random_state=params.seed), X, y).predict_proba(Xt),
+            "baseline_logistic": fit_quietly(
+                logistic_baseline(X, random_state=params.seed), X, y
+            ).predict_proba(Xt),
         }
         for name, proba in candidates.items():
             prefix = f"{task}.{name}" if name != "model" else task
@@ -215,7 +226,12 @@ def fit(
             else:
                 metrics.update(_prefixed(prefix, inflection_metrics(yt, proba[:, 1])))
                 advancing = snaps.loc[Xt.index, "can_advance"].fillna(False).to_numpy(bool)
-                metrics.update(_prefixed(f"{prefix}.can_advance", inflection_metrics(yt[advancing], proba[advancing, 1])))
+                metrics.update(
+                    _prefixed(
+                        f"{prefix}.can_advance",
+                        inflection_metrics(yt[advancing], proba[advancing, 1]),
+                    )
+                )
         metrics[f"{task}.best_iteration"] = float(model.best_iteration_)
         if task == "inflection":
             reliability["calibrated"] = reliability_curve(yt, candidates["model"][:, 1])
@@ -224,7 +240,9 @@ def fit(
             confusion = stage_confusion(yt, candidates["model"], n_stages)
     timings["fit_s"] = time.perf_counter() - clock
     model_bundle = StageModel(
-        params=params, vocabulary=vocabulary, stage_model=fitted["stage"],
+        params=params,
+        vocabulary=vocabulary,
+        stage_model=fitted["stage"],
         inflection_model=fitted["inflection"],
         drift_reference=fit_reference(snaps.loc[period == "train"], columns),
     )
@@ -258,7 +276,9 @@ def describe_data(
         "buyers": int(inter["buyer_id"].nunique()),
         "first_interaction": str(inter["occurred_at"].min()),
         "last_interaction": str(inter["occurred_at"].max()),
-        "stage_history_rows": int(len(export.stage_history)) if export.stage_history is not None else 0,
+        "stage_history_rows": int(len(export.stage_history))
+        if export.stage_history is not None
+        else 0,
         "snapshot_rows": int(len(snaps)),
         "snapshot_rows_by_period": {k: int(v) for k, v in period.value_counts().items()},
         "stage_labeled_share": float(snaps["stage"].notna().mean()),

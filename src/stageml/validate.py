@@ -249,7 +249,8 @@ def validate_frames(
             _require_columns(table, name, file)
             if table.empty:
                 raise ContractError(
-                    file=file, problem="the table has no data rows",
+                    file=file,
+                    problem="the table has no data rows",
                     fix=f"export the {name} table again; it must hold at least one row",
                 )
             result = checkers[name](table, file)
@@ -320,7 +321,8 @@ def _locate(
         for name, path in sources.items():
             if not path.is_file():
                 raise ContractError(
-                    file=str(path), problem=f"the {name} file does not exist",
+                    file=str(path),
+                    problem=f"the {name} file does not exist",
                     fix="check the path, or export the table there",
                 )
         where = "the paths given"
@@ -328,7 +330,8 @@ def _locate(
         folder = Path(data)
         if not folder.is_dir():
             raise ContractError(
-                file=str(folder), problem="the export folder does not exist",
+                file=str(folder),
+                problem="the export folder does not exist",
                 fix="pass the folder holding interactions.csv or interactions.parquet",
             )
         sources = {name: p for name in TABLES if (p := find_table(folder, name)) is not None}
@@ -351,7 +354,8 @@ def _read(path: Path) -> pd.DataFrame:
         return read_table(path)
     except (ValueError, OSError) as exc:  # parser, Arrow and encoding errors
         raise ContractError(
-            file=str(path), problem=f"the file cannot be read ({type(exc).__name__}: {exc})",
+            file=str(path),
+            problem=f"the file cannot be read ({type(exc).__name__}: {exc})",
             fix="export it again as UTF-8 CSV with a header row, or as Parquet",
         ) from exc
 
@@ -370,8 +374,10 @@ def _require_columns(raw: pd.DataFrame, table: str, file: str) -> None:
             renames.append(f"rename '{normalised[close[0]]}' to '{column}'")
     fix = "; ".join(renames) if renames else f"add the column(s) {missing} to the {table} export"
     raise ContractError(
-        file=file, column=", ".join(missing),
-        problem=f"required column missing; the file has {found}", fix=fix,
+        file=file,
+        column=", ".join(missing),
+        problem=f"required column missing; the file has {found}",
+        fix=fix,
     )
 
 
@@ -393,12 +399,19 @@ def _check_interactions(raw: pd.DataFrame, file: str) -> _Checked:
         }
     )
     reasons = (
-        "missing_buyer_id", "missing_occurred_at", "unparseable_occurred_at",
-        "missing_activity", "invalid_direction", "duplicate_interaction",
+        "missing_buyer_id",
+        "missing_occurred_at",
+        "unparseable_occurred_at",
+        "missing_activity",
+        "invalid_direction",
+        "duplicate_interaction",
     )
     reason = _first_failure(
         [
-            _isna(frame["buyer_id"]), ts_missing, ts_bad, _isna(frame["activity"]),
+            _isna(frame["buyer_id"]),
+            ts_missing,
+            ts_bad,
+            _isna(frame["activity"]),
             (direction.notna() & ~direction.isin(DIRECTIONS)).to_numpy(dtype=bool),
         ],
         n,
@@ -423,7 +436,9 @@ def _check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) 
     repeated = _positions_of_repeats(frame, accepted, STAGE_KEYS)
     if len(repeated):
         raise ContractError(
-            file=file, column="stage", rows=(repeated[:_SHOWN] + 1).tolist(),
+            file=file,
+            column="stage",
+            rows=(repeated[:_SHOWN] + 1).tolist(),
             problem=f"{len(repeated)} rows repeat the same (buyer_id, stage, entered_at) "
             f"{_ROWS_NOTE}; duplicated stage history usually means a bad join in the export",
             fix="keep one row per buyer_id, stage and entered_at",
@@ -447,7 +462,9 @@ def _check_buyers(raw: pd.DataFrame, file: str) -> _Checked:
     if len(repeated):
         shown = buyer_id.iloc[repeated].unique()[:_SHOWN].tolist()
         raise ContractError(
-            file=file, column="buyer_id", rows=(repeated[:_SHOWN] + 1).tolist(),
+            file=file,
+            column="buyer_id",
+            rows=(repeated[:_SHOWN] + 1).tolist(),
             problem=f"{len(repeated)} rows share a buyer_id with another row, e.g. {shown} "
             f"{_ROWS_NOTE}; a buyer's attributes must be unambiguous",
             fix="keep one row per buyer_id (aggregate or pick the latest attributes first)",
@@ -512,7 +529,9 @@ def _parse_timestamps(
         rows = np.flatnonzero(bad if bad.any() else missing)
         examples = raw[bad].astype(STRING).unique()[:3].tolist()
         raise ContractError(
-            file=file, column=column, rows=(rows[:_SHOWN] + 1).tolist(),
+            file=file,
+            column=column,
+            rows=(rows[:_SHOWN] + 1).tolist(),
             problem=f"{failed:,} of {len(raw):,} values ({failed / len(raw):.0%}) are not "
             f"ISO-8601 timestamps ({int(bad.sum()):,} unparseable, e.g. {examples}; "
             f"{int(missing.sum()):,} empty) {_ROWS_NOTE}",
@@ -529,7 +548,9 @@ def _require_known_stages(stage: pd.Series, stages: tuple[str, ...], file: str) 
     counts = stage[unknown].value_counts()
     found = ", ".join(f"'{name}' ({count} rows)" for name, count in counts.head(_SHOWN).items())
     raise ContractError(
-        file=file, column="stage", rows=(np.flatnonzero(unknown)[:_SHOWN] + 1).tolist(),
+        file=file,
+        column="stage",
+        rows=(np.flatnonzero(unknown)[:_SHOWN] + 1).tolist(),
         problem=f"{int(unknown.sum())} rows use stage names outside the taxonomy: {found}; "
         f"expected one of {list(stages)} {_ROWS_NOTE}",
         fix="map these names onto the taxonomy in the export, or add them, in buying "
@@ -571,7 +592,8 @@ def _require_accepted(checked: _Checked, file: str) -> None:
     counts = np.bincount(checked.reason, minlength=len(checked.reasons))
     found = ", ".join(f"{r}: {c}" for r, c in zip(checked.reasons, counts, strict=True) if c)
     raise ContractError(
-        file=file, rows=list(range(1, min(len(checked.reason), _SHOWN) + 1)),
+        file=file,
+        rows=list(range(1, min(len(checked.reason), _SHOWN) + 1)),
         problem=f"none of the {len(checked.reason):,} rows passed the row checks ({found}) "
         f"{_ROWS_NOTE}",
         fix="check that the columns hold what the data contract says (see README)",

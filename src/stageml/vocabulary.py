@@ -46,7 +46,9 @@ class Vocabulary:
             "activities": list(self.activities),
             "channels": list(self.channels),
             "known_activities": sorted(self.known_activities),
-            "attributes": {k: (list(v) if v is not None else None) for k, v in self.attributes.items()},
+            "attributes": {
+                k: (list(v) if v is not None else None) for k, v in self.attributes.items()
+            },
         }
 
     @classmethod
