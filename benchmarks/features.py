@@ -29,12 +29,14 @@ frame are excluded (the last is reported separately as ``setup_s``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import inspect
 import json
 import math
 import os
 import platform
+import re
 import sys
 import textwrap
 import time
@@ -88,10 +90,15 @@ def pandas_features(
     Per-event values that cannot change with the as-of instant (vocabulary codes, the gap
     to the previous event, whether an event opens a new active day) are computed once;
     then for each instant the past is filtered and every feature is a groupby over it.
+    Each instant's block is typed as it is made, so the result is copied only to be
+    concatenated and sorted.
     """
     acts, chans = list(vocabulary.activities), list(vocabulary.channels)
     act_slugs, chan_slugs = vocabulary.activity_slugs(), vocabulary.channel_slugs()
     buyer_codes, buyer_ids = pd.factorize(interactions["buyer_id"], sort=True)
+    # Names as sorted integer codes: the same order as the strings, a fraction of the memory.
+    activity = pd.factorize(interactions["activity"], sort=True)[0]
+    channel = pd.factorize(interactions["channel"], sort=True)[0]
     ev = pd.DataFrame(
         {
             "buyer": buyer_codes,
@@ -99,8 +106,8 @@ def pandas_features(
             "act": _codes(interactions["activity"], acts),
             "chan": _codes(interactions["channel"], chans),
             "dir": interactions["direction"].str.lower().map({"inbound": 0, "outbound": 1}),
-            "activity": interactions["activity"],
-            "channel": interactions["channel"],
+            "activity": activity,
+            "channel": np.where(channel < 0, np.nan, channel),
         }
     )
     # The engine's tie order for events at the same instant (matters for gaps and last-k).
@@ -167,12 +174,12 @@ def pandas_features(
         for k in range(1, config.last_activities + 1):
             codes = recent_acts[k] if k in recent_acts else pd.Series(np.nan, index=index)
             out[f"last_activity_{k}"] = codes
-
-        frame = pd.DataFrame(out)
-        frame.insert(0, "as_of", pd.Timestamp(instant))
-        frame.insert(0, "buyer_id", buyer_ids[index])
-        frames.append(frame)
-    return _finish(pd.concat(frames, ignore_index=True), vocabulary, config)
+        keys = {"buyer_id": buyer_ids[index], "as_of": pd.Timestamp(instant)}
+        frames.append(typed_frame(keys, out, vocabulary, config))
+        del past, grouped, out
+    frame = pd.concat(frames, ignore_index=True)
+    del frames
+    return frame.sort_values(list(KEYS), kind="stable", ignore_index=True)
 
 
 def _codes(values: pd.Series, levels: list[str]) -> np.ndarray:
@@ -181,23 +188,36 @@ def _codes(values: pd.Series, levels: list[str]) -> np.ndarray:
     return np.where(codes < 0, len(levels), codes)
 
 
-def _finish(frame: pd.DataFrame, vocabulary: Vocabulary, config: FeatureConfig) -> pd.DataFrame:
-    """Sort and type like ``build_features`` does, so both engines deliver the same frame."""
-    frame = frame.sort_values(list(KEYS), kind="stable", ignore_index=True)
+def typed_frame(
+    keys: dict[str, Any],
+    values: dict[str, Any],
+    vocabulary: Vocabulary,
+    config: FeatureConfig,
+) -> pd.DataFrame:
+    """Keys and features in ``build_features``' column order and dtypes.
+
+    Numbers become one float64 block; ``last_activity_k`` becomes a categorical over the
+    vocabulary, from codes (pandas) or from labels (featuretools).
+    """
+    if vocabulary.attributes:
+        raise ValueError("the benchmark fits its vocabulary without buyer attributes")
     levels = [*vocabulary.activities, OTHER]
-    for k in range(1, config.last_activities + 1):
-        col = f"last_activity_{k}"
-        if isinstance(frame[col].dtype, pd.CategoricalDtype):
-            frame[col] = pd.Categorical(frame[col].astype(object), categories=levels)
+    last = [f"last_activity_{k}" for k in range(1, config.last_activities + 1)]
+    numeric = [c for c in feature_columns(vocabulary, config) if c not in last]
+    block = pd.DataFrame({c: values[c] for c in numeric}, dtype="float64")
+    block.reset_index(drop=True, inplace=True)
+    head = pd.DataFrame(keys, index=block.index)
+    head["buyer_id"] = head["buyer_id"].astype("string")
+    head["as_of"] = pd.to_datetime(head["as_of"]).astype("datetime64[us]")
+    tail = {}
+    for col in last:
+        raw = values[col]
+        if isinstance(getattr(raw, "dtype", None), pd.CategoricalDtype):
+            tail[col] = pd.Categorical(np.asarray(raw.astype(object)), categories=levels)
         else:
-            codes = frame[col].fillna(-1).astype("int64").to_numpy()
-            frame[col] = pd.Categorical.from_codes(codes, categories=levels)
-    columns = feature_columns(vocabulary, config)
-    numeric = [c for c in columns if not c.startswith("last_activity_")]
-    frame[numeric] = frame[numeric].astype("float64")
-    frame["buyer_id"] = frame["buyer_id"].astype("string")
-    frame["as_of"] = frame["as_of"].astype("datetime64[us]")
-    return frame[[*KEYS, *columns]]
+            codes = pd.Series(raw).fillna(-1).astype("int64").to_numpy()
+            tail[col] = pd.Categorical.from_codes(codes, categories=levels)
+    return pd.concat([head, block, pd.DataFrame(tail, index=block.index)], axis=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -411,23 +431,25 @@ def run_featuretools(
     wide = pd.concat(parts, axis=1)
     seconds = [c for c in wide.columns if c.startswith(("days_since_", "gap_"))]
     wide[seconds] = wide[seconds].astype("float64") / 86_400
-    out = wide.drop(columns=[c for c in wide.columns if c.startswith("last_activity_")])
-    out = out.astype("float64")
+    out: dict[str, Any] = {c: wide[c] for c in wide.columns}
     trend = format_duration(config.trend_window)
-    recent, older = out[f"n_{trend}"], out[f"n_{format_duration(2 * config.trend_window)}"]
+    recent = wide[f"n_{trend}"].astype("float64")
+    older = wide[f"n_{format_duration(2 * config.trend_window)}"].astype("float64")
     out[f"n_prev_{trend}"] = older - recent
     out[f"trend_ratio_{trend}"] = (recent + 1.0) / (older - recent + 1.0)
+    n_all = wide["n_all"].astype("float64")
     for w in config.windows:
         span, days = format_duration(w), w / pd.Timedelta(days=1)
-        n_w = out[f"n_{span}"]
-        out[f"inbound_share_{span}"] = out[f"dir_inbound_{span}"] / n_w.where(n_w > 0)
-        out[f"intensity_{span}"] = (n_w / days) / (
-            out["n_all"] / out["days_since_first"].clip(lower=days)
-        )
-    for k in range(1, config.last_activities + 1):
-        out[f"last_activity_{k}"] = wide[f"last_activity_{k}"].astype("category")
-    out = out.rename_axis(list(KEYS)).reset_index()
-    return _finish(out, vocabulary, config)
+        n_w = wide[f"n_{span}"].astype("float64")
+        inbound = wide[f"dir_inbound_{span}"].astype("float64")
+        out[f"inbound_share_{span}"] = inbound / n_w.where(n_w > 0)
+        out[f"intensity_{span}"] = (n_w / days) / (n_all / out["days_since_first"].clip(lower=days))
+    keys = {
+        "buyer_id": wide.index.get_level_values(0).to_numpy(),
+        "as_of": wide.index.get_level_values(1).to_numpy(),
+    }
+    frame = typed_frame(keys, out, vocabulary, config)
+    return frame.sort_values(list(KEYS), kind="stable", ignore_index=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -450,6 +472,7 @@ def compute(
     as_of: list[pd.Timestamp],
     vocabulary: Vocabulary,
     config: FeatureConfig = CONFIG,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, float, float]:
     """Run one engine; returns (features, untimed setup seconds, timed wall seconds)."""
     with warnings.catch_warnings():
@@ -462,7 +485,7 @@ def compute(
             return run_featuretools(job, vocabulary, config), setup, time.perf_counter() - start
         runners: dict[str, Callable[[], pd.DataFrame]] = {
             "stageml": lambda: build_features(
-                interactions, as_of, vocabulary=vocabulary, config=config
+                interactions, as_of, vocabulary=vocabulary, config=config, progress=progress
             ),
             "pandas": lambda: pandas_features(interactions, as_of, vocabulary, config),
             "reference": lambda: _reference(interactions, as_of, vocabulary, config),
@@ -512,6 +535,7 @@ def child_main(args: argparse.Namespace) -> None:
             "input_mb": interactions.memory_usage(deep=True).sum() / 1e6,
             "peak_rss_mb": peak_rss_mb(),
             "load_1min": [load_before, os.getloadavg()[0]],
+            "engine_sha256": engine_sha256(),
         }
     )
 
@@ -563,77 +587,93 @@ def compare(expected: pd.DataFrame, got: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+class TimedConnection:
+    """A DuckDB connection that times each statement by the temp table it builds.
+
+    ``build_features`` runs, per hash partition, a statement that builds ``ev`` (events),
+    one that builds ``st`` (state) and a query for the features; the query's time
+    includes fetching it into pandas. Everything else (setup, concat, sort, typing) is
+    the difference to the total. Only the name ``_connect`` and those table names are
+    relied on, so the profile survives most rewrites of the engine.
+    """
+
+    def __init__(self, con: Any, seconds: dict[str, float], peak: dict[str, float]) -> None:
+        self._con, self._seconds, self._peak = con, seconds, peak
+        self._phase = "setup"
+
+    def execute(self, sql: str, *args: Any, **kwargs: Any) -> TimedConnection:
+        built = re.search(r"TEMP\s+TABLE\s+(\w+)", sql, flags=re.IGNORECASE)
+        self._phase = (
+            {"ev": "events", "st": "state"}.get(built.group(1), "other")
+            if built
+            else "features" if re.match(r"\s*(WITH|SELECT)", sql, flags=re.IGNORECASE)
+            else "setup"
+        )
+        self._timed(lambda: self._con.execute(sql, *args, **kwargs))
+        return self
+
+    def df(self) -> pd.DataFrame:
+        return cast(pd.DataFrame, self._timed(self._con.df))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+    def _timed(self, call: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        result = call()
+        self._seconds[self._phase] = self._seconds.get(self._phase, 0.0) + (
+            time.perf_counter() - start
+        )
+        self._peak[self._phase] = max(self._peak.get(self._phase, 0.0), peak_rss_mb())
+        return result
+
+
 def phases(
     interactions: pd.DataFrame,
     as_of: list[pd.Timestamp],
     vocabulary: Vocabulary,
     config: FeatureConfig,
 ) -> dict[str, Any]:
-    """Where ``build_features`` spends its time: its steps, run one by one.
+    """Where ``build_features`` spends its time and memory, phase by phase."""
+    import stageml.features as engine
 
-    This repeats the body of :func:`stageml.features.build_features` with its private
-    helpers (the three SQL phases per hash partition), so it must follow that function if
-    it changes. The peak RSS after each step shows which one sets the high-water mark.
-    """
-    import stageml.features as sf
-
-    seconds: dict[str, float] = dict.fromkeys(
-        ("prepare", "events", "state", "features", "finish"), 0.0
-    )
+    seconds: dict[str, float] = {}
     peak: dict[str, float] = {}
-    clock = time.perf_counter()
+    connect = engine._connect
+    partitions = 0
 
-    def lap(step: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[step] += now - clock
-        peak[step] = max(peak.get(step, 0.0), peak_rss_mb())
-        clock = now
+    def timed_connect(threads: int | None) -> Any:
+        return TimedConnection(connect(threads), seconds, peak)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        points = sf._as_of_frame(as_of)
-        sf.warn_unseen(interactions, vocabulary)
-        src = sf._source_frame(interactions)
-        width = sf.bucket_width_us(points["as_of"], config)
-        n_parts = max(1, math.ceil(len(src) / config.partition_rows))
-        con = sf._connect(None)
-        for name, frame in (
-            ("src", src),
-            ("as_of_points", points),
-            ("vocab_act", sf._codes(vocabulary.activities)),
-            ("vocab_chan", sf._codes(vocabulary.channels)),
-        ):
-            con.register(name, frame)
-        lap("prepare")
-        parts, buckets = [], 0
-        for part in range(n_parts):
-            where = "TRUE" if n_parts == 1 else f"hash(i.buyer_id) % {n_parts} = {part}"
-            con.execute(sf._sql_events(vocabulary, config.last_activities, where))
-            lap("events")
-            con.execute(sf._sql_state(vocabulary, config.last_activities, width))
-            buckets += con.execute("SELECT count(*) FROM st").fetchone()[0]
-            lap("state")
-            parts.append(con.execute(sf._sql_features(vocabulary, config)).df())
-            lap("features")
-        con.close()
-        result = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        result = result.sort_values(list(KEYS), kind="stable").reset_index(drop=True)
-        result = sf._typed(result, vocabulary, config, None)
-        lap("finish")
+    def count(done: int, total: int) -> None:
+        nonlocal partitions
+        partitions = total
+
+    engine._connect = timed_connect  # type: ignore[assignment]
+    try:
+        _, _, wall = compute("stageml", interactions, as_of, vocabulary, config, progress=count)
+    finally:
+        engine._connect = connect  # type: ignore[assignment]
+    seconds["outside SQL"] = wall - sum(seconds.values())
     return {
         "interactions": len(interactions),
         "as_of": len(as_of),
-        "rows": len(result),
-        "partitions": n_parts,
+        "partitions": partitions,
         "partition_rows": config.partition_rows,
-        "bucket_width_days": width / US_PER_DAY,
-        "buckets": buckets,
         "seconds": seconds,
-        "total_s": sum(seconds.values()),
+        "total_s": wall,
         "peak_rss_mb_after": peak,
+        "peak_rss_mb": peak_rss_mb(),
+        "engine_sha256": engine_sha256(),
         "load_1min": os.getloadavg()[0],
     }
+
+
+def engine_sha256() -> str:
+    """Fingerprint of the feature engine's source this process imported."""
+    import stageml.features as engine
+
+    return hashlib.sha256(Path(engine.__file__).read_bytes()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------------------
