@@ -37,6 +37,7 @@ import math
 import os
 import platform
 import re
+import subprocess
 import sys
 import textwrap
 import time
@@ -606,7 +607,8 @@ class TimedConnection:
         self._phase = (
             {"ev": "events", "st": "state"}.get(built.group(1), "other")
             if built
-            else "features" if re.match(r"\s*(WITH|SELECT)", sql, flags=re.IGNORECASE)
+            else "features"
+            if re.match(r"\s*(WITH|SELECT)", sql, flags=re.IGNORECASE)
             else "setup"
         )
         self._timed(lambda: self._con.execute(sql, *args, **kwargs))
@@ -649,11 +651,11 @@ def phases(
         nonlocal partitions
         partitions = total
 
-    engine._connect = timed_connect  # type: ignore[assignment]
+    engine._connect = timed_connect
     try:
         _, _, wall = compute("stageml", interactions, as_of, vocabulary, config, progress=count)
     finally:
-        engine._connect = connect  # type: ignore[assignment]
+        engine._connect = connect
     seconds["outside SQL"] = wall - sum(seconds.values())
     return {
         "interactions": len(interactions),
@@ -1034,10 +1036,17 @@ def parent_main(args: argparse.Namespace) -> None:
         )
     text += "\n\n" + describe_check(check_report)
     env = environment()
+    seen = {r["engine_sha256"] for m in measures for r in m.runs if "engine_sha256" in r}
+    seen |= {p["engine_sha256"] for p in profiles if "engine_sha256" in p}
+    if len(seen) > 1:
+        text += (
+            f"\n\n**Warning: src/stageml/features.py changed during the run "
+            f"(fingerprints {', '.join(sorted(seen))}); the stageml rows mix versions.**"
+        )
     text += (
         f"\n\nMachine: {env['cpus']} CPUs, {env['memory_gb']:.0f} GB RAM, shared (1-minute "
         f"load average {min(env_loads(measures)):.1f}–{max(env_loads(measures)):.1f} during "
-        f"the runs); {env['platform']}; Python {env['python']}, "
+        f"the runs); stageml {env['stageml']}; {env['platform']}; Python {env['python']}, "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
         + "."
     )
@@ -1097,14 +1106,15 @@ def profile(
 def describe_profile(p: dict[str, Any]) -> str:
     if "error" in p:
         return f"phases at {p['size']:,} interactions: {p['error']}"
+    peaks = p["peak_rss_mb_after"]
     steps = ", ".join(
-        f"{k} {v:.1f} s (peak {p['peak_rss_mb_after'][k]:,.0f} MB)" for k, v in p["seconds"].items()
+        f"{k} {v:.1f} s" + (f" (peak so far {peaks[k]:,.0f} MB)" if k in peaks else "")
+        for k, v in p["seconds"].items()
     )
     return (
         f"build_features phases, {p['interactions']:,} interactions × {p['as_of']} as-of, "
-        f"{p['partitions']} partition(s) of ≤{p['partition_rows']:,} rows, "
-        f"{p['buckets']:,} buckets of {p['bucket_width_days']:g} d: {steps}; "
-        f"total {p['total_s']:.1f} s"
+        f"{p['partitions']} partition(s) of ≤{p['partition_rows']:,} rows: {steps}; "
+        f"total {p['total_s']:.1f} s, peak RSS {p['peak_rss_mb']:,.0f} MB"
     )
 
 
@@ -1121,7 +1131,14 @@ def environment() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    head = subprocess.run(
+        ["git", "-C", str(HERE), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     return {
+        "stageml": f"git {head or 'unknown'}, features.py {engine_sha256()}",
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "cpus": cpus,
