@@ -173,7 +173,6 @@ def score_local(
             fix="add interactions.csv or interactions.parquet to the export folder",
         )
     out_path = Path(out)
-    rejects_path, summary_path = _sidecars(out_path)
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")
     total = int(
@@ -222,6 +221,19 @@ def score_local(
                 progress(part + 1, n_parts)
         _close(writer_state, tmp, out_path.suffix)
     con.close()
+    return finish_run(
+        parts, sources, model, instant, model_uri, model_version, n_parts, clock, out_path,
+        engine="local",
+    )
+
+
+def finish_run(
+    parts: list[PartitionResult], sources: Mapping[str, Path], model: StageModel,
+    instant: pd.Timestamp, model_uri: str, model_version: str, n_parts: int, started: float,
+    out: Path, *, engine: str,
+) -> dict[str, Any]:
+    """Write the rejects and the JSON summary beside the scores; both engines end here."""
+    rejects_path, summary_path = _sidecars(out)
     rejects = (
         pd.concat([p.rejects for p in parts], ignore_index=True)
         if parts
@@ -229,18 +241,8 @@ def score_local(
     )
     write_table(rejects, rejects_path)
     summary = _summary(
-        parts,
-        rejects,
-        sources,
-        model,
-        instant,
-        model_uri,
-        model_version,
-        n_parts,
-        time.perf_counter() - clock,
-        out_path,
-        rejects_path,
-        engine="local",
+        parts, rejects, sources, model, instant, model_uri, model_version, n_parts,
+        time.perf_counter() - started, out, rejects_path, engine=engine,
     )
     write_json(summary, summary_path)
     return summary

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from stageml.errors import ContractError
-from stageml.io import atomic_path, find_table, write_json, write_table
+from stageml.io import atomic_path, find_table
 from stageml.model import StageModel
 from stageml.score import (
     _DRIFT_SAMPLE_ROWS,
@@ -42,9 +42,8 @@ from stageml.score import (
     PartitionResult,
     _append,
     _close,
-    _sidecars,
-    _summary,
     add_trends,
+    finish_run,
     normalise_as_of,
     score_tables,
 )
@@ -147,7 +146,6 @@ def score_spark(
     if buckets is not None and buckets < 1:
         raise ValueError(f"buckets must be a positive integer or None, got {buckets}")
     out_path = Path(out)
-    rejects_path, summary_path = _sidecars(out_path)
     prev = _previous(previous)
 
     owned = _active() is None
@@ -190,28 +188,10 @@ def score_spark(
     finally:
         if owned:
             spark.stop()
-    rejects = (
-        pd.concat([p.rejects for p in parts], ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=["table", "row", "buyer_id", "reason"])
-    )
-    write_table(rejects, rejects_path)
-    summary = _summary(
-        parts,
-        rejects,
-        sources,
-        model,
-        instant,
-        model_uri,
-        model_version,
-        n,
-        time.perf_counter() - clock,
-        out_path,
-        rejects_path,
+    return finish_run(
+        parts, sources, model, instant, model_uri, model_version, n, clock, out_path,
         engine="spark",
     )
-    write_json(summary, summary_path)
-    return summary
 
 
 def _active() -> SparkSession | None:
