@@ -1,29 +1,34 @@
 """Benchmark the point-in-time feature engine against three other ways to compute it.
 
-Run ``python benchmarks/features.py [--sizes 1000000 10000000] [--quick]``.
+Run ``python benchmarks/features.py [--sizes 1000000 10000000] [--quick] [--phases]``.
 
-For each export size (simulated once, cached as Parquet under ``benchmarks/.cache/``) and
-for one and for 12 weekly as-of instants, each engine runs in a fresh child process that
-reads the Parquet like a user would, computes the features, and reports its wall time and
-its own peak RSS (which therefore includes the input frame):
+Each export size is simulated once (in bounded memory), cut at exactly that many
+interactions (the last buyer's history is truncated) and cached as Parquet under
+``benchmarks/.cache/``. For one and for 12 weekly as-of instants, every engine then runs
+in a fresh child process that reads the Parquet like a user would, computes the features
+and reports its wall time and its own peak RSS (``VmHWM``: see ``_common.py``), which
+therefore includes Python, the input frame and the output frame:
 
-- ``stageml``: :func:`stageml.features.build_features` (DuckDB), repeated ``--repeats``
-  times; the median wall time is quoted and every ratio is taken against it.
+- ``stageml``: :func:`stageml.features.build_features` (DuckDB), run ``--repeats`` times;
+  the median is quoted and every ratio is taken against it, within the same run.
 - ``pandas``: :func:`pandas_features` below, a straightforward vectorised pandas version
-  of *all* the same features (one pass of groupbys per as-of instant, no per-buyer loop).
+  of *all* the same features (groupbys per as-of instant, no per-buyer loop).
 - ``reference``: ``tests/reference_features.py``, the literal per-(buyer, as-of) loop.
 - ``featuretools``: ``calculate_feature_matrix`` with cutoff times, one call per trailing
   window (``training_window``), counts with ``where`` per activity/channel/direction, and
-  time-since-last, distinct counts, gaps and last-3 activities over all history.
+  time-since-last, distinct counts, gaps and last-3 activities over all history; it needs
+  three small shims to run on pandas 3 (:func:`import_featuretools`).
 
-The two slow engines run on the first K buyers of the same export (their own Parquet file)
-and are extrapolated linearly per (buyer, as-of) feature row to the full export; the table
-says so on those rows. A correctness check first runs all four engines on a small subset
-and compares them column by column with ``stageml``.
+The two slow engines run on the first K buyers of the same export and are extrapolated
+linearly per (buyer, as-of) feature row; the table labels those rows, and also gives the
+ratio on the same subset without extrapolation. A check first runs all four engines on a
+small subset and compares every column with stageml's.
 
-Wall time covers the feature computation only: reading the Parquet, fitting the vocabulary
-(done once by the parent) and, for featuretools, building the EntitySet and cutoff-time
-frame are excluded (the last is reported separately as ``setup_s``).
+Wall time is the feature computation only: reading the Parquet, fitting the vocabulary
+(once, by the parent) and, for featuretools, building the EntitySet and cutoff-time frame
+(``setup_s`` in the JSON) are excluded. ``--phases`` adds where ``build_features`` spends
+its time and memory (events, state and features SQL per partition, and the rest).
+Results: a Markdown table on stdout and ``benchmarks/results/features.json``.
 """
 
 from __future__ import annotations
@@ -902,8 +907,9 @@ def table(measures: list[Measure], repeats: int) -> str:
     text = markdown_table(columns, rows, numeric=range(1, len(columns)))
     text += (
         f"\n\nrows/s = input interactions per second of wall time. Wall time: the feature "
-        f"computation only, on data already in memory; stageml rows are the median of "
-        f"{repeats} runs, the others one run. Peak RSS: the whole child process (Python, the "
+        f"computation only, on data already in memory; stageml rows are "
+        f"{f'the median of {repeats} runs' if repeats > 1 else 'one run'}, the others one "
+        f"run. Peak RSS: the whole child process (Python, the "
         f"interactions read from Parquet, the engine, the output frame). Ratio: wall time "
         f"over the median of the first stageml row that succeeded (the default config "
         f"unless it failed) for the same export and as-of dates, in the same run."
@@ -1194,7 +1200,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "features.json")
+    parser.add_argument("--out", type=Path, help="JSON results (default results/features.json)")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per child")
     parser.add_argument(
         "--max-rss-mb",
@@ -1211,6 +1217,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.sizes = [100_000]
         args.reference_buyers, args.featuretools_buyers, args.check_buyers = 10, 30, 10
     args.repeats = args.repeats or (1 if args.quick else 3)
+    # A smoke test must not overwrite the real results.
+    name = "features-quick.json" if args.quick else "features.json"
+    args.out = args.out or HERE / "results" / name
     return args
 
 

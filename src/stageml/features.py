@@ -272,6 +272,9 @@ def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     con.execute(f"SET threads = {threads or available or 1}")
     con.execute("SET preserve_insertion_order = false")
+    # With one as-of instant DuckDB underestimates the ASOF join's left side and picks its
+    # nested-loop plan: 75 s instead of 3 s on 10M interactions (same output).
+    con.execute("SET asof_loop_join_threshold = 0")
     return con
 
 
