@@ -34,6 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 ParamsOption = Annotated[
     Path | None, typer.Option("--params", help="params.yaml to read (default: built-in defaults).")
 ]
+ModelOption = Annotated[str, typer.Option("--model", help="MLflow model URI.")]
 DataOption = Annotated[Path, typer.Option("--data", help="Folder holding the CRM export.")]
 TrackingOption = Annotated[
     str | None,
@@ -273,9 +274,7 @@ def score_command(
     data: DataOption,
     as_of: Annotated[str, typer.Option("--as-of", help="Score as of this instant (UTC if naive).")],
     out: Annotated[Path, typer.Option("--out", help="Scores file, .parquet or .csv.")],
-    model: Annotated[
-        str, typer.Option("--model", help="MLflow model URI.")
-    ] = "models:/stageml@champion",
+    model: ModelOption = "models:/stageml@champion",
     engine: Annotated[str, typer.Option("--engine", help="local or spark.")] = "local",
     reasons: Annotated[
         int, typer.Option("--reasons", min=0, help="Reason codes per direction (0: none).")
@@ -385,9 +384,7 @@ def explain_command(
     data: DataOption,
     as_of: Annotated[str, typer.Option("--as-of", help="Explain as of this instant.")],
     buyer: Annotated[str, typer.Option("--buyer", help="The buyer_id to explain.")],
-    model: Annotated[
-        str, typer.Option("--model", help="MLflow model URI.")
-    ] = "models:/stageml@champion",
+    model: ModelOption = "models:/stageml@champion",
     k: Annotated[int, typer.Option("--k", min=1, help="Factors per direction.")] = 3,
     waterfall: Annotated[
         Path | None,
