@@ -213,7 +213,10 @@ def benchmark(kind: str, src: Path) -> dict[str, Any]:
         "count": [c for c in columns if c.startswith("act_") and c.endswith("_all")],
         "window": [c for c in columns if c.startswith("act_")],
     }
-    predictions = {"stageml": trained.model.inflection_model.predict_proba(test[columns])[:, 1]}
+    # As the product scores: the inflection model's probability, zero where the stage model
+    # predicts the final stage (the inflection model itself may learn only can_advance rows).
+    scored = trained.model.predict_features(test)
+    predictions = {"stageml": scored["inflection_probability"].to_numpy(float)}
     for family, cols in counts.items():
         for name, model in (
             ("logistic", count_logistic()),

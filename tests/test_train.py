@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import roc_auc_score
 
 from conftest import small_params
-from stageml.config import Params
+from stageml.config import InflectionFitConfig, Params
 from stageml.errors import StageMLError
+from stageml.estimators import CenteredIsotonic
 from stageml.train import TrainingResult, time_split, train
 from stageml.validate import Export
 
@@ -95,3 +98,38 @@ def test_too_short_export_is_a_clear_error(export: Export) -> None:
     instants = [pd.Timestamp("2026-01-01"), pd.Timestamp("2026-01-08")]
     with pytest.raises(StageMLError, match="too few for a train/validation/test split"):
         time_split(instants, Params())
+
+
+def test_backtest_inflection_metrics_are_the_products_scores(trained: TrainingResult) -> None:
+    # The backtest scores the inflection as the product does: zero at the predicted final
+    # stage, the inflection model elsewhere (it learns from buyers who can still advance).
+    frame = trained.test_frame[trained.test_frame["inflection"].notna()].reset_index(drop=True)
+    scored = trained.model.predict_features(frame)
+    y = frame["inflection"].astype(int).to_numpy()
+    p = scored["inflection_probability"].to_numpy(float)
+    assert np.isclose(roc_auc_score(y, p), trained.metrics["inflection.roc_auc"])
+    can = frame["can_advance"].fillna(False).to_numpy(bool)
+    assert np.isclose(
+        roc_auc_score(y[can], p[can]), trained.metrics["inflection.can_advance.roc_auc"]
+    )
+
+
+def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export) -> None:
+    params = small_params()
+    fit = params.train.inflection_fit
+    assert (fit.rows, fit.refit, fit.calibration) == ("can_advance", True, "centered_isotonic")
+    model = train(export, params).model.inflection_model
+    # Refitted on train + validation with exactly the early-stopped number of rounds.
+    assert model.refit and model.booster_.current_iteration() == model.best_iteration_
+    assert isinstance(model.calibrators_[0], CenteredIsotonic)
+    old = params.model_copy(
+        update={
+            "train": params.train.model_copy(
+                update={
+                    "inflection_fit": InflectionFitConfig(rows="all", refit=False, calibration=None)
+                }
+            )
+        }
+    )
+    legacy = train(export, old).model.inflection_model
+    assert not legacy.refit and isinstance(legacy.calibrators_[0], IsotonicRegression)

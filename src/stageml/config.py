@@ -92,6 +92,23 @@ class BoosterConfig(_Section):
     early_stopping_rounds: int = Field(default=30, ge=1)
 
 
+class InflectionFitConfig(_Section):
+    """How the inflection model is fitted (its booster capacity is ``train.inflection``)."""
+
+    # "can_advance": learn from buyers whose stage can still advance only. The final stage's
+    # inflection is zero by definition (the product says so without a model), and mixing
+    # those easy rows in steers early stopping and the splits away from the real question.
+    rows: Literal["can_advance", "all"] = "can_advance"
+    # After early stopping on the validation period, refit on train + validation with the
+    # chosen number of rounds; the calibration map stays the first fit's out-of-time one.
+    refit: bool = True
+    # Calibration of the inflection model; "centered_isotonic" keeps the booster's ranking
+    # (no ties from isotonic steps). None: the same as train.calibration.
+    calibration: Literal["isotonic", "centered_isotonic", "sigmoid", "none"] | None = (
+        "centered_isotonic"
+    )
+
+
 class TrainConfig(_Section):
     """Time split, class balance and calibration for both models."""
 
@@ -102,6 +119,7 @@ class TrainConfig(_Section):
     calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
     stage: BoosterConfig = Field(default_factory=BoosterConfig)
     inflection: BoosterConfig = Field(default_factory=BoosterConfig)
+    inflection_fit: InflectionFitConfig = Field(default_factory=InflectionFitConfig)
 
 
 class RegistryConfig(_Section):

@@ -90,12 +90,17 @@ def time_split(instants: list[pd.Timestamp], params: Params) -> TimeSplit:
     return TimeSplit(train=train, valid=valid, test=test)
 
 
-def _booster(config: BoosterConfig, params: Params, n_classes: int) -> CalibratedLGBM:
+def _booster(config: BoosterConfig, params: Params, n_classes: int, task: str) -> CalibratedLGBM:
+    calibration, refit = params.train.calibration, False
+    if task == "inflection":
+        calibration = params.train.inflection_fit.calibration or calibration
+        refit = params.train.inflection_fit.refit
     return CalibratedLGBM(
         n_classes=n_classes,
         **config.model_dump(),
         class_weight=params.train.class_weight,
-        calibration=params.train.calibration,
+        calibration=calibration,
+        refit=refit,
         random_state=params.seed,
     )
 
@@ -186,8 +191,15 @@ def fit(
     period = _periods(snaps, split)
     n_stages = len(params.stages)
 
-    def rows(name: str, label: str) -> tuple[pd.DataFrame, np.ndarray]:
+    advancing = snaps["can_advance"].fillna(False).astype(bool)
+    last_stage = n_stages - 1
+
+    def rows(
+        name: str, label: str, *, only_advancing: bool = False
+    ) -> tuple[pd.DataFrame, np.ndarray]:
         mask = (period == name) & snaps[label].notna()
+        if only_advancing:
+            mask &= advancing
         return snaps.loc[mask, columns], snaps.loc[mask, label].astype(int).to_numpy()
 
     clock = time.perf_counter()
@@ -202,16 +214,31 @@ def fit(
         X, y = rows("train", label)
         Xv, yv = rows("valid", label)
         Xt, yt = rows("test", label)
-        if len(np.unique(y)) < 2 or len(Xt) == 0:
+        # The model's own rows: for inflection, optionally the buyers who can still advance.
+        own = task == "inflection" and params.train.inflection_fit.rows == "can_advance"
+        Xm, ym = rows("train", label, only_advancing=own)
+        Xmv, ymv = rows("valid", label, only_advancing=own)
+        if (
+            len(np.unique(y)) < 2
+            or len(np.unique(ym)) < 2
+            or len(np.unique(ymv)) < 2
+            or len(Xt) == 0
+        ):
             raise StageMLError(
-                f"the {task} model has too few labeled rows ({len(X)} train, {len(Xt)} test) "
+                f"the {task} model has too few labeled rows ({len(Xm)} train, {len(Xt)} test) "
                 "or a single class. Fix: use a larger export or check stage_history"
             )
-        model = _booster(config, params, n_classes).fit(X, y, X_valid=Xv, y_valid=yv)
+        model = _booster(config, params, n_classes, task).fit(Xm, ym, X_valid=Xmv, y_valid=ymv)
         fitted[task] = model
         raw = model.predict_proba_raw(Xt)
+        calibrated = model.calibrate(raw)
+        if task == "inflection":
+            # As the product scores it (StageModel.predict_features): zero where the stage
+            # model predicts the final stage, which has nowhere to go.
+            final = fitted["stage"].predict_proba(Xt).argmax(axis=1) == last_stage
+            raw, calibrated = (_zero_where(final, p) for p in (raw, calibrated))
         candidates: dict[str, np.ndarray] = {
-            "model": model.calibrate(raw),
+            "model": calibrated,
             "model_raw": raw,
             "baseline_majority": MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt),
             "baseline_rule": _rule(n_classes, X, y, Xt),
@@ -225,12 +252,9 @@ def fit(
                 metrics.update(_prefixed(prefix, stage_metrics(yt, proba, params.stages)))
             else:
                 metrics.update(_prefixed(prefix, inflection_metrics(yt, proba[:, 1])))
-                advancing = snaps.loc[Xt.index, "can_advance"].fillna(False).to_numpy(bool)
+                can = advancing.loc[Xt.index].to_numpy(bool)
                 metrics.update(
-                    _prefixed(
-                        f"{prefix}.can_advance",
-                        inflection_metrics(yt[advancing], proba[advancing, 1]),
-                    )
+                    _prefixed(f"{prefix}.can_advance", inflection_metrics(yt[can], proba[can, 1]))
                 )
         metrics[f"{task}.best_iteration"] = float(model.best_iteration_)
         if task == "inflection":
@@ -257,6 +281,11 @@ def fit(
         test_frame=test_frame,
         timings=timings,
     )
+
+
+def _zero_where(final: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    p = np.where(final, 0.0, proba[:, 1])
+    return np.column_stack([1.0 - p, p])
 
 
 def _rule(n_classes: int, X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame) -> np.ndarray:
