@@ -596,9 +596,9 @@ def compare(expected: pd.DataFrame, got: pd.DataFrame) -> dict[str, Any]:
 class TimedConnection:
     """A DuckDB connection that times each statement by the temp table it builds.
 
-    ``build_features`` runs, per hash partition, a statement that builds ``ev`` (events),
+    ``build_features`` runs, per partition, a statement that builds ``ev`` (events),
     one that builds ``st`` (state) and a query for the features; the query's time
-    includes fetching it into pandas. Everything else (setup, concat, sort, typing) is
+    includes fetching it as Arrow. Everything else (setup, conversion, typing) is
     the difference to the total. Only the name ``_connect`` and those table names are
     relied on, so the profile survives most rewrites of the engine.
     """
@@ -621,6 +621,15 @@ class TimedConnection:
 
     def df(self) -> pd.DataFrame:
         return cast(pd.DataFrame, self._timed(self._con.df))
+
+    def sql(self, query: str) -> TimedConnection:
+        """The feature query, run lazily as a relation and timed when it is fetched."""
+        self._phase = "features"
+        self._relation = self._con.sql(query)
+        return self
+
+    def to_arrow_table(self) -> Any:
+        return self._timed(self._relation.to_arrow_table)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._con, name)
@@ -649,8 +658,8 @@ def phases(
     connect = engine._connect
     partitions = 0
 
-    def timed_connect(threads: int | None) -> Any:
-        return TimedConnection(connect(threads), seconds, peak)
+    def timed_connect(*args: Any) -> Any:
+        return TimedConnection(connect(*args), seconds, peak)
 
     def count(done: int, total: int) -> None:
         nonlocal partitions

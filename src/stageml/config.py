@@ -28,6 +28,14 @@ NonNegativeDuration = Annotated[
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A model registered before a setting existed still loads: the setting takes its
+        # default, as it would have in that run's params.yaml.
+        super().__setstate__(state)
+        for name, field in type(self).model_fields.items():
+            if name not in self.__dict__:
+                self.__dict__[name] = field.get_default(call_default_factory=True)
+
 
 class FeatureConfig(_Section):
     """How interaction histories become point-in-time features."""
@@ -39,9 +47,11 @@ class FeatureConfig(_Section):
     top_activities: int = Field(default=20, ge=1)
     top_channels: int = Field(default=10, ge=1)
     last_activities: int = Field(default=3, ge=0)
-    # Buyers are processed in hash partitions of about this many interactions each, so
-    # peak memory follows the partition size and not the export size.
+    # Buyers are processed in partitions of about this many interactions each, so the
+    # engine's working memory follows the partition size and not the export size.
     partition_rows: int = Field(default=1_000_000, ge=1000)
+    # DuckDB's memory limit; past it the engine spills to a temp folder rather than grow.
+    engine_memory_mb: int = Field(default=1024, ge=64)
 
     @field_validator("windows")
     @classmethod
