@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from stageml.errors import ContractError
 from stageml.score import add_trends, score_local
 from stageml.train import TrainingResult
 
@@ -117,12 +118,35 @@ def test_failed_run_leaves_no_output(
             raise RuntimeError("boom half-way")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(score, "score_tables", failing)
+    monkeypatch.setattr(score, "score_tables", failing)  # in-process: one worker
     with pytest.raises(RuntimeError, match="half-way"):
         score_local(
-            dirty_export, trained.model, AS_OF, out=tmp_path / "s.parquet", partition_rows=20_000
+            dirty_export,
+            trained.model,
+            AS_OF,
+            out=tmp_path / "s.parquet",
+            partition_rows=20_000,
+            workers=1,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_worker_errors_reach_the_caller_whole(
+    dirty_export: Path, trained: TrainingResult, tmp_path: Path
+) -> None:
+    """A contract error raised inside a worker process keeps its message; no output."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    inter = pd.read_csv(dirty_export / "interactions.csv", dtype=str)
+    inter.drop(columns=["activity"]).to_csv(broken / "interactions.csv", index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ContractError, match="activity") as caught:
+        score_local(
+            broken, trained.model, AS_OF, out=out / "s.parquet", partition_rows=20_000, workers=2
+        )
+    assert "interactions.csv" in caught.value.file and caught.value.fix
+    assert list(out.iterdir()) == []
 
 
 def test_trends_against_a_previous_run() -> None:

@@ -286,6 +286,10 @@ def score_command(
     master: Annotated[
         str, typer.Option("--master", help="Spark master (spark engine).")
     ] = "local[*]",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Worker processes (local engine; default: cores)."),
+    ] = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Score every buyer of an export; write scores, rejects and a JSON run summary."""
@@ -306,6 +310,7 @@ def score_command(
                 previous=previous,
                 model_uri=model,
                 model_version=version,
+                workers=workers,
                 progress=advance,
             )
     elif engine == "spark":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 
 class StageMLError(Exception):
@@ -42,6 +43,11 @@ class ContractError(StageMLError):
             more = f" and {len(self.rows) - 5} more" if len(self.rows) > 5 else ""
             where += f", rows {shown}{more}"
         super().__init__(f"{where}: {problem}. Fix: {fix}")
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        # Keyword-only fields: rebuilt from them so the error survives a worker process.
+        fields = {"file": self.file, "problem": self.problem, "fix": self.fix}
+        return partial(ContractError, **fields, column=self.column, rows=self.rows), ()
 
 
 class ModelError(StageMLError):

@@ -45,6 +45,8 @@ class StageModel:
         interactions: pd.DataFrame,
         as_of: Sequence[pd.Timestamp | str],
         buyers: pd.DataFrame | None = None,
+        *,
+        threads: int | None = None,
     ) -> pd.DataFrame:
         """Point-in-time features with the stored vocabulary (same columns as training)."""
         return build_features(
@@ -53,6 +55,7 @@ class StageModel:
             vocabulary=self.vocabulary,  # type: ignore[arg-type]
             config=self.params.features,
             buyers=buyers,
+            threads=threads,
         )
 
     def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:

@@ -9,13 +9,15 @@ run the same validation, features, model and reason codes.
 from __future__ import annotations
 
 import math
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from joblib import Parallel, delayed
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 
 from stageml.drift import psi_table
 from stageml.errors import ContractError
+from stageml.estimators import free_threads
 from stageml.io import atomic_path, find_table, fingerprint, write_json, write_table
 from stageml.model import StageModel
 from stageml.validate import SOURCE_ROW, validate_frames
@@ -57,16 +60,20 @@ def score_tables(
     reasons: int = 0,
     sample_rows: int = _DRIFT_SAMPLE_ROWS,
     seed: int = 0,
+    threads: int | None = None,
 ) -> PartitionResult:
-    """Validate, featurise, score (and explain) one group of buyers; account for each."""
+    """Validate, featurise, score (and explain) one group of buyers; account for each.
+
+    ``threads`` caps the feature engine and reason codes (1 inside a worker process).
+    """
     tables = {k: v for k, v in raw.items() if k in SCORING_TABLES}
     export = validate_frames(tables, sources=sources, stages=model.stages)
-    features = model.features(export.interactions, [as_of], export.buyers)
+    features = model.features(export.interactions, [as_of], export.buyers, threads=threads)
     scores = model.predict_features(features)
     if reasons > 0 and len(features):
         from stageml.explain import reason_codes
 
-        codes = reason_codes(model, features, k=reasons).reset_index(drop=True)
+        codes = reason_codes(model, features, k=reasons, workers=threads).reset_index(drop=True)
         scores = pd.concat(
             [scores, codes.drop(columns=[c for c in codes.columns if c in scores.columns])], axis=1
         )
@@ -138,7 +145,7 @@ def _sidecars(out: Path) -> tuple[Path, Path]:
 
 
 def _reader(path: Path) -> str:
-    literal = str(path).replace("'", "''")
+    literal = _literal(str(path))
     if path.suffix == ".csv":
         return f"read_csv('{literal}', all_varchar = true, header = true)"
     return f"read_parquet('{literal}')"
@@ -155,16 +162,61 @@ def score_local(
     model_uri: str = "",
     model_version: str = "",
     partition_rows: int | None = None,
+    workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score an export folder partition by partition; write scores, rejects and a summary.
 
-    The scores file appears only when every partition succeeded (temp file, then rename).
-    Returns the run summary that is also written beside the output as JSON.
+    The export is first split on disk into partitions of buyers (one DuckDB pass, out of
+    core), then partitions are scored by ``workers`` processes (default: one per core) and
+    written in order. Memory follows the partition size, not the export size. The scores
+    file appears only when every partition succeeded (temp file, then rename). Returns the
+    run summary that is also written beside the output as JSON.
     """
     clock = time.perf_counter()
     instant = normalise_as_of(as_of)
-    folder = Path(data)
+    sources = _sources(Path(data))
+    out_path = Path(out)
+    rows_per_part = partition_rows or model.params.features.partition_rows
+    with tempfile.TemporaryDirectory(prefix="stageml-score-") as tmp:
+        staging = Path(tmp)
+        n_parts = _stage(
+            sources, _previous_path(previous), staging, rows_per_part,
+            model.params.features.engine_memory_mb,
+        )
+        tasks = [
+            _Task(
+                part=part,
+                staging=staging,
+                tables=tuple(sources),
+                instant=instant,
+                sources={k: str(v) for k, v in sources.items()},
+                reasons=reasons,
+                sample_rows=max(1, _DRIFT_SAMPLE_ROWS // n_parts),
+                previous=previous is not None,
+                model_uri=model_uri,
+                model_version=str(model_version),
+            )
+            for part in range(n_parts)
+            if (staging / "interactions" / f"_part={part}").is_dir()
+        ]
+        parts: list[PartitionResult] = []
+        writer_state: dict[str, Any] = {}
+        with atomic_path(out_path) as out_tmp:
+            for done, result in enumerate(_run(tasks, model, workers), start=1):
+                _append(out_tmp, out_path.suffix, result.scores, writer_state)
+                result.scores = result.scores.head(0)
+                parts.append(result)
+                if progress is not None:
+                    progress(done, len(tasks))
+            _close(writer_state, out_tmp, out_path.suffix)
+    return finish_run(
+        parts, sources, model, instant, model_uri, model_version, n_parts, clock, out_path,
+        engine="local",
+    )
+
+
+def _sources(folder: Path) -> dict[str, Path]:
     sources = {name: p for name in SCORING_TABLES if (p := find_table(folder, name)) is not None}
     if "interactions" not in sources:
         raise ContractError(
@@ -172,58 +224,129 @@ def score_local(
             problem="no interactions table",
             fix="add interactions.csv or interactions.parquet to the export folder",
         )
-    out_path = Path(out)
+    return sources
+
+
+def _stage(
+    sources: Mapping[str, Path],
+    previous: Path | None,
+    staging: Path,
+    rows_per_part: int,
+    memory_mb: int,
+) -> int:
+    """Split every table by hash of buyer into Parquet folders ``<table>/_part=<k>``.
+
+    One streaming pass per table; original 1-based row numbers travel with each row so
+    that rejects point into the file. Returns the number of partitions.
+    """
     con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = true")
-    total = int(
-        con.execute(f"SELECT count(*) FROM {_reader(sources['interactions'])}").fetchone()[0]
-    )  # type: ignore[index]
-    rows_per_part = partition_rows or model.params.features.partition_rows
-    n_parts = max(1, math.ceil(total / rows_per_part))
-    for name, path in sources.items():
-        # Original 1-based row numbers travel with each row so rejects point into the file.
-        con.execute(
-            f"CREATE TEMP TABLE {name} AS SELECT *, row_number() OVER () AS {SOURCE_ROW}, "
-            f"hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part FROM {_reader(path)}"
+    try:
+        con.execute(f"SET memory_limit = '{memory_mb}MB'")
+        con.execute(f"SET temp_directory = '{_literal(str(staging / 'spill'))}'")
+        con.execute("SET preserve_insertion_order = true")  # row numbers follow the file
+        total = int(
+            con.execute(f"SELECT count(*) FROM {_reader(sources['interactions'])}").fetchone()[0]  # type: ignore[index]
         )
-    prev_table = _previous(con, previous, n_parts)
-    parts: list[PartitionResult] = []
-    writer_state: dict[str, Any] = {}
-    with atomic_path(out_path) as tmp:
-        for part in range(n_parts):
-            raw = {
-                name: con.execute(f"SELECT * EXCLUDE (_part) FROM {name} WHERE _part = {part}").df()
-                for name in sources
-            }
-            if raw["interactions"].empty:
-                continue
-            result = score_tables(
-                raw,
-                model,
-                instant,
-                sources={k: str(v) for k, v in sources.items()},
-                reasons=reasons,
-                sample_rows=max(1, _DRIFT_SAMPLE_ROWS // n_parts),
-                seed=part,
+        n_parts = max(1, math.ceil(total / rows_per_part))
+        tables = {name: _reader(path) for name, path in sources.items()}
+        if previous is not None:
+            tables["previous"] = (
+                f"(SELECT CAST(buyer_id AS VARCHAR) AS buyer_id, stage, "
+                f"CAST(inflection_probability AS DOUBLE) AS inflection_probability "
+                f"FROM {_reader(previous)})"
             )
-            scores = result.scores
-            if prev_table is not None:
-                prev = con.execute(f"SELECT * FROM {prev_table} WHERE _part = {part}").df()
-                scores = add_trends(
-                    scores, prev, model.stages, model.params.scoring.trend_threshold
-                )
-            scores["model_uri"] = model_uri
-            scores["model_version"] = str(model_version)
-            _append(tmp, out_path.suffix, scores, writer_state)
-            result.scores = scores.head(0)
-            parts.append(result)
-            if progress is not None:
-                progress(part + 1, n_parts)
-        _close(writer_state, tmp, out_path.suffix)
-    con.close()
-    return finish_run(
-        parts, sources, model, instant, model_uri, model_version, n_parts, clock, out_path,
-        engine="local",
+        for name, reader in tables.items():
+            number = "" if name == "previous" else f", row_number() OVER () AS {SOURCE_ROW}"
+            con.execute(
+                f"COPY (SELECT *{number}, "
+                f"hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part FROM {reader}) "
+                f"TO '{_literal(str(staging / name))}' (FORMAT parquet, PARTITION_BY (_part))"
+            )
+    finally:
+        con.close()
+    return n_parts
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One partition's work, small enough to send to a worker process."""
+
+    part: int
+    staging: Path
+    tables: tuple[str, ...]
+    instant: pd.Timestamp
+    sources: dict[str, str]
+    reasons: int
+    sample_rows: int
+    previous: bool
+    model_uri: str
+    model_version: str
+
+
+def _read_part(staging: Path, name: str, part: int) -> pd.DataFrame | None:
+    folder = staging / name / f"_part={part}"
+    if not folder.is_dir():
+        return None
+    order = f" ORDER BY {SOURCE_ROW}" if name != "previous" else ""
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 1")
+        return con.execute(
+            f"SELECT * FROM read_parquet('{_literal(str(folder))}/*.parquet', "
+            f"hive_partitioning = false){order}"
+        ).df()
+    finally:
+        con.close()
+
+
+def _score_part(task: _Task, model: StageModel, threads: int | None) -> PartitionResult:
+    raw = {
+        name: frame
+        for name in task.tables
+        if (frame := _read_part(task.staging, name, task.part)) is not None
+    }
+    result = score_tables(
+        raw,
+        model,
+        task.instant,
+        sources=task.sources,
+        reasons=task.reasons,
+        sample_rows=task.sample_rows,
+        seed=task.part,
+        threads=threads,
+    )
+    scores = result.scores
+    if task.previous:
+        prev = _read_part(task.staging, "previous", task.part)
+        empty = pd.DataFrame(columns=["buyer_id", "stage", "inflection_probability"])
+        scores = add_trends(
+            scores,
+            prev if prev is not None else empty,
+            model.stages,
+            model.params.scoring.trend_threshold,
+        )
+    scores["model_uri"] = task.model_uri
+    scores["model_version"] = task.model_version
+    result.scores = scores
+    return result
+
+
+def _run(
+    tasks: list[_Task], model: StageModel, workers: int | None
+) -> Iterator[PartitionResult]:
+    """Results in partition order; with several workers, partitions run in parallel.
+
+    joblib's loky processes are spawned, not forked (forking after OpenMP or DuckDB threads
+    ran can deadlock the child), and unlike multiprocessing's spawn they do not re-import
+    the caller's ``__main__``, so scripts without a main guard work.
+    """
+    n_workers = min(workers or free_threads(), len(tasks))
+    if n_workers <= 1:
+        for task in tasks:
+            yield _score_part(task, model, threads=None)
+        return
+    yield from Parallel(n_jobs=n_workers, backend="loky", return_as="generator")(
+        delayed(_score_part)(task, model, 1) for task in tasks
     )
 
 
@@ -248,9 +371,7 @@ def finish_run(
     return summary
 
 
-def _previous(
-    con: duckdb.DuckDBPyConnection, previous: str | Path | None, n_parts: int
-) -> str | None:
+def _previous_path(previous: str | Path | None) -> Path | None:
     if previous is None:
         return None
     path = Path(previous)
@@ -260,12 +381,11 @@ def _previous(
             problem="the previous scores file does not exist",
             fix="pass the output of an earlier 'stageml score' run, or drop --previous",
         )
-    con.execute(
-        f"CREATE TEMP TABLE prev_scores AS SELECT CAST(buyer_id AS VARCHAR) AS buyer_id, stage, "
-        f"CAST(inflection_probability AS DOUBLE) AS inflection_probability, "
-        f"hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part FROM {_reader(path)}"
-    )
-    return "prev_scores"
+    return path
+
+
+def _literal(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def _append(tmp: Path, suffix: str, frame: pd.DataFrame, state: dict[str, Any]) -> None:
