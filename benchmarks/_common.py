@@ -50,7 +50,7 @@ def run_child(
 ) -> dict[str, Any]:
     """Run ``python script *args`` in a fresh process and return the result it emitted.
 
-    The parent also polls the child's RSS (``polled_peak_rss_mb``) and kills it above
+    The parent also polls the RSS of the child and its descendants (``polled_peak_rss_mb``) and kills it above
     ``max_rss_mb``, so that on a shared machine the kernel's OOM killer never has to pick
     a victim. A child that crashes, times out or is stopped yields ``{"error": ...}``, so
     one failing engine is reported in the table instead of stopping the run.
@@ -91,10 +91,19 @@ def run_child(
 
 
 def _rss_mb(pid: int) -> float:
+    """RSS of a process and all its descendants (worker processes, a JVM), summed."""
     try:
-        return float(psutil.Process(pid).memory_info().rss) / 1e6
+        process = psutil.Process(pid)
+        tree = [process, *process.children(recursive=True)]
     except psutil.Error:
         return 0.0
+    total = 0
+    for member in tree:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:  # a worker that just exited
+            continue
+    return total / 1e6
 
 
 def median(values: Sequence[float]) -> float:
