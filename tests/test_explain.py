@@ -11,7 +11,15 @@ import shap
 
 from stageml.config import FeatureConfig
 from stageml.errors import ModelError
-from stageml.explain import contributions, reason_codes, reason_table
+from stageml.explain import (
+    PARALLEL_MIN_ROWS,
+    class_contributions,
+    contributions,
+    default_workers,
+    reason_codes,
+    reason_table,
+    shared_pool,
+)
 from stageml.feature_text import UnknownFeatureError, describe, describer
 from stageml.features import feature_columns
 from stageml.train import TrainingResult
@@ -67,6 +75,36 @@ def test_multiprocess_contributions_equal_serial(
         serial = contributions(estimator, rows, workers=1)
         parallel = contributions(estimator, rows, workers=2)
         assert np.array_equal(serial, parallel)
+
+
+def test_class_contributions_equal_full_model_for_the_chosen_class(
+    trained: TrainingResult, rows: pd.DataFrame
+) -> None:
+    estimator = trained.model.stage_model
+    classes = np.arange(len(rows)) % estimator.n_classes  # every class, mixed rows
+    full = contributions(estimator, rows, workers=1)[np.arange(len(rows)), classes]
+    serial = class_contributions(estimator, rows, classes, workers=1)
+    np.testing.assert_allclose(serial, full, atol=1e-9, rtol=0)
+    assert np.array_equal(class_contributions(estimator, rows, classes, workers=2), serial)
+
+
+def test_default_workers_keep_small_batches_in_process() -> None:
+    assert default_workers(PARALLEL_MIN_ROWS - 1) == 1
+    assert default_workers(PARALLEL_MIN_ROWS) >= 1
+
+
+def test_reason_table_same_with_default_and_explicit_workers(
+    trained: TrainingResult,
+) -> None:
+    frame = trained.test_frame.iloc[np.resize(np.arange(len(trained.test_frame)), 3000)]
+    frame = frame.reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        reason_table(trained.model, frame, workers=2), reason_table(trained.model, frame, workers=1)
+    )
+    # The pool is kept for the next call with the same model, replaced for another one.
+    pool = shared_pool((trained.model.stage_model, trained.model.inflection_model), 2)
+    assert shared_pool((trained.model.stage_model, trained.model.inflection_model), 2) is pool
+    assert shared_pool((trained.model.stage_model,), 2) is not pool
 
 
 def test_contributions_reject_bad_workers(trained: TrainingResult, rows: pd.DataFrame) -> None:
