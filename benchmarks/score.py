@@ -4,7 +4,7 @@ Run ``OMP_WAIT_POLICY=PASSIVE python benchmarks/score.py [--quick] [--sizes 2500
 
 Inputs are simulated once and cached under ``benchmarks/.cache/`` (``score-sim-<n>-seed7``,
 about 48 interactions per buyer) with a model trained on 3,000 simulated buyers
-(``Params()``, pickled to ``score-model-3000-seed3.pkl``). Every measurement runs in a
+(``Params()``, pickled to ``score-model-3000-seed3-<defaults hash>.pkl``). Every measurement runs in a
 fresh child process; wall time covers the whole scoring call (read, validate, features,
 model, reasons, write). Peak RSS is the larger of the child's own high-water mark
 (``VmHWM``) and the RSS of the child and all its worker processes, summed and polled every
@@ -66,14 +66,21 @@ def export_dir(n: int) -> Path:
 
 
 def model_path() -> Path:
-    """The cached pickled StageModel (trained on first use, ~2 min)."""
+    """The cached pickled StageModel (trained on first use, ~2 min).
+
+    The file name carries a hash of the default ``Params()``, so a change of defaults
+    (e.g. model capacity) trains a new model instead of reusing a stale one.
+    """
+    import hashlib
+
     from stageml.config import Params
     from stageml.io import atomic_path
     from stageml.simulate import simulate_to_folder
     from stageml.train import train
     from stageml.validate import load_export
 
-    path = CACHE / f"score-model-{TRAIN_BUYERS}-seed{TRAIN_SEED}.pkl"
+    defaults = hashlib.sha256(Params().model_dump_json().encode()).hexdigest()[:8]
+    path = CACHE / f"score-model-{TRAIN_BUYERS}-seed{TRAIN_SEED}-{defaults}.pkl"
     if not path.exists():
         folder = CACHE / f"score-sim-{TRAIN_BUYERS}-seed{TRAIN_SEED}"
         if not (folder / "interactions.parquet").exists():
