@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
+import pandas as pd
+import pytest
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
-from stageml.estimators import CenteredIsotonic
+from stageml.errors import ModelError
+from stageml.estimators import CalibratedLGBM, CenteredIsotonic
+from stageml.explain import contributions
 
 
 def _scores(n: int = 600, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -44,3 +50,83 @@ def test_centered_isotonic_auc_equals_raw_auc_and_respects_bounds() -> None:
         roc_auc_score(test_y[inside], p[inside]), roc_auc_score(test_y[inside], test_score[inside])
     )
     assert p.min() >= 0.01 and p.max() <= 0.99
+
+
+def _counts_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "act_a_all": rng.poisson(3, n).astype(float),
+            "act_b_all": rng.poisson(1, n).astype(float),
+            "other": rng.normal(size=n),
+        }
+    )
+    margin = 0.8 * np.log1p(X["act_a_all"]) - 0.5 * np.log1p(X["act_b_all"]) + X["other"] ** 2 - 2
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-margin))).astype(int)
+    return X, y.to_numpy()
+
+
+def _linear_model(refit: bool = False) -> tuple[CalibratedLGBM, pd.DataFrame]:
+    X, y = _counts_frame(3000, 1)
+    Xv, yv = _counts_frame(1000, 2)
+    model = CalibratedLGBM(
+        n_estimators=40,
+        num_leaves=7,
+        max_depth=3,
+        linear_columns=("act_a_all", "act_b_all"),
+        calibration="centered_isotonic",
+        refit=refit,
+        n_jobs=1,
+    ).fit(X, y, X_valid=Xv, y_valid=yv)
+    return model, X
+
+
+def test_linear_base_margin_is_the_init_score_of_the_booster() -> None:
+    model, X = _linear_model()
+    rows = _counts_frame(200, 3)[0]
+    booster = model.booster_.predict(rows, raw_score=True, num_iteration=model.best_iteration_)
+    total = model.raw_margin(rows)[:, 0]
+    np.testing.assert_allclose(total, booster + model.linear_.margin(rows), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(
+        model.predict_proba_raw(rows)[:, 1], 1 / (1 + np.exp(-total)), atol=1e-12, rtol=0
+    )
+    # The linear part alone carries the counts' signal (positive for a, negative for b).
+    assert model.linear_.coef_[0] > 0 > model.linear_.coef_[1]
+    refitted, _ = _linear_model(refit=True)
+    assert refitted.booster_.current_iteration() == refitted.best_iteration_
+
+
+def test_linear_base_contributions_are_exact_shap_and_add_up_to_the_raw_margin() -> None:
+    model, X = _linear_model()
+    rows = _counts_frame(50, 4)[0]
+    ours = contributions(model, rows, workers=1)[:, 0, :]
+    trees = contributions(model, rows, workers=1, linear=False)[:, 0, :]
+    # Everything adds up to the model's raw margin (linear + booster), the trees' part to
+    # the booster's raw score.
+    np.testing.assert_allclose(ours.sum(axis=1), model.raw_margin(rows)[:, 0], atol=1e-9)
+    booster = model.booster_.predict(rows, raw_score=True, num_iteration=model.best_iteration_)
+    np.testing.assert_allclose(trees.sum(axis=1), booster, atol=1e-9)
+    # The linear part is the exact interventional SHAP value of an additive model with the
+    # fitting rows as background: f(x) - mean over background b of f(x with x_j := b_j).
+    linear = ours - trees
+    assert np.all(linear[:, 2] == 0)  # "other" is not a linear input
+    f = model.linear_.margin
+    for j, column in enumerate(("act_a_all", "act_b_all")):
+        for i in range(5):
+            swapped = pd.DataFrame(np.repeat(rows.iloc[[i]].to_numpy(), len(X), axis=0))
+            swapped.columns = rows.columns
+            swapped[column] = X[column].to_numpy()
+            expected = f(rows.iloc[[i]])[0] - f(swapped).mean()
+            assert np.isclose(linear[i, j], expected, atol=1e-9)
+
+
+def test_linear_base_survives_pickling_and_needs_a_binary_model() -> None:
+    model, _ = _linear_model(refit=True)
+    rows = _counts_frame(100, 5)[0]
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict_proba(rows), model.predict_proba(rows))
+    X, y = _counts_frame(300, 6)
+    with pytest.raises(ModelError, match="binary"):
+        CalibratedLGBM(n_classes=3, linear_columns=("act_a_all",), n_estimators=5).fit(
+            X, y + (X["other"].to_numpy() > 1), X_valid=X, y_valid=y + (X["other"].to_numpy() > 1)
+        )

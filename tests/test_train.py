@@ -12,6 +12,7 @@ from conftest import small_params
 from stageml.config import InflectionFitConfig, Params
 from stageml.errors import StageMLError
 from stageml.estimators import CenteredIsotonic
+from stageml.explain import contributions, reason_table
 from stageml.train import TrainingResult, time_split, train
 from stageml.validate import Export
 
@@ -133,3 +134,23 @@ def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export
     )
     legacy = train(export, old).model.inflection_model
     assert not legacy.refit and isinstance(legacy.calibrators_[0], IsotonicRegression)
+
+
+def test_linear_base_option_boosts_from_a_logistic_on_activity_counts(export: Export) -> None:
+    params = small_params()
+    assert params.train.inflection_fit.linear_base == "none"
+    fit = params.train.inflection_fit.model_copy(update={"linear_base": "activity_counts"})
+    params = params.model_copy(
+        update={"train": params.train.model_copy(update={"inflection_fit": fit})}
+    )
+    result = train(export, params)
+    model = result.model.inflection_model
+    assert model.linear_ is not None and model.linear_columns
+    assert all(c.startswith("act_") for c in model.linear_.columns)
+    assert result.model.stage_model.linear_columns is None
+    assert result.metrics["inflection.can_advance.roc_auc"] > 0.75
+    rows = result.test_frame[result.model.feature_names].iloc[:200]
+    total = contributions(model, rows, workers=1).sum(axis=2)
+    np.testing.assert_allclose(total, model.raw_margin(rows), atol=1e-9, rtol=0)
+    reasons = reason_table(result.model, rows, k=3, workers=1)
+    assert set(reasons["model"]) == {"stage", "inflection"}

@@ -121,6 +121,11 @@ class InflectionFitConfig(_Section):
     calibration: Literal["isotonic", "centered_isotonic", "sigmoid", "none"] | None = (
         "centered_isotonic"
     )
+    # Linear base margin: "activity_counts" fits an L2 logistic regression on the
+    # standardised log1p of every activity count (act_<activity>_<window> and _all) and
+    # boosts the trees from its log-odds, so they learn only what it misses; reason codes
+    # add its exact SHAP values to the trees'. "none": trees only.
+    linear_base: Literal["none", "activity_counts"] = "none"
 
 
 class TrainConfig(_Section):

@@ -6,6 +6,10 @@ are then mapped to calibrated probabilities on that same later period (isotonic 
 renormalised), so a 0.7 means seven buyers in ten. Optionally the booster is then refitted
 on train + validation with the early-stopped number of rounds (the calibration map still
 comes from the first fit's out-of-time validation predictions).
+
+A binary model can start from a linear base margin (:class:`LinearBase`): a regularised
+logistic regression on log-counts, with the trees boosted from its log-odds
+(``init_score``) so that they learn only what the smooth linear fit misses.
 """
 
 from __future__ import annotations
@@ -57,6 +61,14 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         the chosen number of rounds (recent rows matter on short or drifting exports). The
         calibration map is the one fitted on the first booster's out-of-time validation
         predictions.
+    linear_columns
+        Binary only: columns of a linear base margin (:class:`LinearBase`, a regularised
+        logistic regression on their standardised ``log1p``), fitted on the training rows
+        with the booster's class weights; the booster is boosted from its log-odds
+        (``init_score``) and the model's raw margin is the sum of both. Refitted with the
+        booster when ``refit``. ``None`` or empty: trees only.
+    linear_c
+        Inverse L2 strength of the linear base (scikit-learn's ``C``).
     random_state
         Seed for LightGBM (deterministic mode is always on).
     n_jobs
@@ -80,6 +92,8 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         class_weight: Literal["balanced"] | None = "balanced",
         calibration: Calibration = "isotonic",
         refit: bool = False,
+        linear_columns: tuple[str, ...] | None = None,
+        linear_c: float = 1.0,
         random_state: int = 0,
         n_jobs: int | None = None,
     ) -> None:
@@ -96,6 +110,8 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.calibration = calibration
         self.refit = refit
+        self.linear_columns = linear_columns
+        self.linear_c = linear_c
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -137,8 +153,13 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         self.categories_ = {
             c: X[c].cat.categories for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)
         }
-        train = lgb.Dataset(X, label=y, weight=self._weights(y), free_raw_data=True)
-        valid = lgb.Dataset(X_valid, label=y_valid, reference=train)
+        self.linear_ = self._fit_linear(X, y)
+        train = lgb.Dataset(
+            X, label=y, weight=self._weights(y), init_score=self._init(X), free_raw_data=True
+        )
+        valid = lgb.Dataset(
+            X_valid, label=y_valid, init_score=self._init(X_valid), reference=train
+        )
         self.booster_ = lgb.train(
             self.lgb_params(),
             train,
@@ -152,10 +173,30 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         if self.refit:
             X_all = pd.concat([X, X_valid])
             y_all = np.concatenate([y, y_valid])
-            both = lgb.Dataset(X_all, label=y_all, weight=self._weights(y_all), free_raw_data=True)
+            self.linear_ = self._fit_linear(X_all, y_all)
+            both = lgb.Dataset(
+                X_all,
+                label=y_all,
+                weight=self._weights(y_all),
+                init_score=self._init(X_all),
+                free_raw_data=True,
+            )
             # Exactly best_iteration_ rounds, so num_iteration=best_iteration_ reads them all.
             self.booster_ = lgb.train(self.lgb_params(), both, num_boost_round=self.best_iteration_)
         return self
+
+    def _fit_linear(self, X: pd.DataFrame, y: np.ndarray) -> LinearBase | None:
+        if not self.linear_columns:
+            return None
+        if self.n_classes != 2:
+            raise ModelError("a linear base margin is only supported for a binary model")
+        return LinearBase(self.linear_columns, c=self.linear_c).fit(
+            X, y, sample_weight=self._weights(y)
+        )
+
+    def _init(self, X: pd.DataFrame) -> np.ndarray | None:
+        linear = getattr(self, "linear_", None)
+        return None if linear is None else linear.margin(X)
 
     def _fit_calibrators(self, raw: np.ndarray, y: np.ndarray) -> list[Any]:
         if self.calibration == "none":
@@ -189,10 +230,24 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
     def predict_proba_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Uncalibrated probabilities from the booster, shape (n, n_classes)."""
         self._check(X)
-        scores = self.booster_.predict(X, num_iteration=self.best_iteration_)
+        if getattr(self, "linear_", None) is not None:
+            scores = 1.0 / (1.0 + np.exp(-self.raw_margin(X)[:, 0]))
+        else:
+            scores = self.booster_.predict(X, num_iteration=self.best_iteration_)
         if self.n_classes == 2:
             return np.column_stack([1.0 - scores, scores])
         return np.asarray(scores)
+
+    def raw_margin(self, X: pd.DataFrame) -> np.ndarray:
+        """The model's raw margin before the link, shape (n, 1) binary or (n, K): the
+        booster's raw score plus the linear base margin where there is one (what
+        :func:`stageml.explain.contributions` adds up to)."""
+        self._check(X)
+        raw = np.asarray(
+            self.booster_.predict(X, raw_score=True, num_iteration=self.best_iteration_)
+        ).reshape(len(X), -1)
+        linear = getattr(self, "linear_", None)
+        return raw if linear is None else raw + linear.margin(X)[:, None]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities, rows summing to one."""
@@ -215,6 +270,55 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Most probable class (calibrated)."""
         return np.asarray(self.predict_proba(X).argmax(axis=1))
+
+
+class LinearBase:
+    """A logistic regression on standardised ``log1p`` counts: a booster's starting margin.
+
+    On weak signals a smooth monotone fit of a few counts ranks buyers better than trees
+    do; boosting from its log-odds keeps that and lets trees add interactions and the
+    features it does not use. Its exact SHAP values (interventional, with the training rows
+    as background; exact for a linear model) are ``coef_j * (z_j - mean_z_j)`` in log-odds,
+    with bias ``intercept + coef . mean_z``.
+    """
+
+    def __init__(self, columns: tuple[str, ...] | list[str], *, c: float = 1.0) -> None:
+        self.columns = tuple(columns)
+        self.c = c
+
+    def _log_counts(self, X: pd.DataFrame) -> np.ndarray:
+        values = X.loc[:, list(self.columns)].to_numpy(dtype=float, na_value=0.0)
+        return np.log1p(np.clip(np.nan_to_num(values, nan=0.0), 0.0, None))
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """Standardised log-counts ``z``, shape (n, len(columns))."""
+        return (self._log_counts(X) - self.center_) / self.scale_
+
+    def fit(
+        self, X: pd.DataFrame, y: np.ndarray, *, sample_weight: np.ndarray | None = None
+    ) -> LinearBase:
+        """Fit the scaling on X's rows, then the L2-regularised logistic regression."""
+        counts = self._log_counts(X)
+        self.center_ = counts.mean(axis=0)
+        scale = counts.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        z = self.transform(X)
+        model = LogisticRegression(C=self.c, max_iter=5000)
+        model.fit(z, np.asarray(y, dtype=int), sample_weight=sample_weight)
+        self.coef_ = model.coef_[0].astype(float)
+        self.intercept_ = float(model.intercept_[0])
+        # The SHAP background: the fitting rows (mean of z, zero up to rounding).
+        self.mean_z_ = z.mean(axis=0)
+        return self
+
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds, shape (n,)."""
+        return np.asarray(self.intercept_ + self.transform(X) @ self.coef_)
+
+    def contributions(self, X: pd.DataFrame) -> tuple[np.ndarray, float]:
+        """Per-column SHAP values (n, len(columns)) and the bias; they sum to the margin."""
+        values = (self.transform(X) - self.mean_z_) * self.coef_
+        return values, float(self.intercept_ + self.coef_ @ self.mean_z_)
 
 
 class CenteredIsotonic:

@@ -251,9 +251,14 @@ def contributions(
     X: pd.DataFrame,
     *,
     workers: int | None = None,
+    linear: bool = True,
     _pool: _WorkerPool | None = None,
 ) -> np.ndarray:
     """TreeSHAP contributions of every feature, in raw margin units.
+
+    For a model with a linear base margin (``CalibratedLGBM.linear_``) the linear part's
+    exact SHAP values ``coef_j * (z_j - mean z_j)`` are added to the trees' TreeSHAP values
+    and its bias to theirs, so the sum is still the model's raw margin.
 
     Parameters
     ----------
@@ -268,13 +273,16 @@ def contributions(
         :data:`PARALLEL_MIN_ROWS` rows, else one worker per free core (LightGBM's own
         threads do not speed ``pred_contrib`` up; see ``benchmarks/explain.py``).
         Results are identical whichever is used.
+    linear
+        ``False``: the booster's TreeSHAP values only (without the linear base margin).
 
     Returns
     -------
     numpy.ndarray
         Shape ``(n, K, F + 1)`` for a K-class model, ``(n, 1, F + 1)`` for a binary one;
         the last entry along the final axis is the bias (expected raw score). Summed over
-        the final axis this is the raw score ``booster.predict(X, raw_score=True)``.
+        the final axis this is the model's raw margin ``estimator.raw_margin(X)`` (with
+        ``linear=False``: the booster's ``booster.predict(X, raw_score=True)``).
 
     """
     estimator._check(X)
@@ -287,7 +295,14 @@ def contributions(
     if len(X) == 0:
         return np.zeros((0, k, n_features + 1))
     # LightGBM lays multiclass contributions out class by class, each ending in its bias.
-    return _raw_contrib(estimator, X, workers, _pool).reshape(len(X), k, n_features + 1)
+    out = _raw_contrib(estimator, X, workers, _pool).reshape(len(X), k, n_features + 1)
+    base = getattr(estimator, "linear_", None)
+    if linear and base is not None:
+        values, bias = base.contributions(X)
+        at = [X.columns.get_loc(c) for c in base.columns]
+        out[:, 0, at] += values
+        out[:, 0, n_features] += bias
+    return out
 
 
 def class_contributions(

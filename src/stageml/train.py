@@ -90,19 +90,32 @@ def time_split(instants: list[pd.Timestamp], params: Params) -> TimeSplit:
     return TimeSplit(train=train, valid=valid, test=test)
 
 
-def _booster(config: BoosterConfig, params: Params, n_classes: int, task: str) -> CalibratedLGBM:
-    calibration, refit = params.train.calibration, False
+def _booster(
+    config: BoosterConfig, params: Params, n_classes: int, task: str, columns: list[str]
+) -> CalibratedLGBM:
+    calibration, refit, linear = params.train.calibration, False, None
     if task == "inflection":
         calibration = params.train.inflection_fit.calibration or calibration
         refit = params.train.inflection_fit.refit
+        linear = linear_columns(params.train.inflection_fit.linear_base, columns)
     return CalibratedLGBM(
         n_classes=n_classes,
         **config.model_dump(),
         class_weight=params.train.class_weight,
         calibration=calibration,
         refit=refit,
+        linear_columns=linear,
         random_state=params.seed,
     )
+
+
+def linear_columns(rule: str, columns: list[str]) -> tuple[str, ...] | None:
+    """The feature columns a linear base margin uses under ``inflection_fit.linear_base``."""
+    if rule == "none":
+        return None
+    if rule == "activity_counts":
+        return tuple(c for c in columns if c.startswith("act_"))
+    raise StageMLError(f"unknown linear_base {rule!r}")
 
 
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
@@ -228,7 +241,9 @@ def fit(
                 f"the {task} model has too few labeled rows ({len(Xm)} train, {len(Xt)} test) "
                 "or a single class. Fix: use a larger export or check stage_history"
             )
-        model = _booster(config, params, n_classes, task).fit(Xm, ym, X_valid=Xmv, y_valid=ymv)
+        model = _booster(config, params, n_classes, task, columns).fit(
+            Xm, ym, X_valid=Xmv, y_valid=ymv
+        )
         fitted[task] = model
         raw = model.predict_proba_raw(Xt)
         calibrated = model.calibrate(raw)
