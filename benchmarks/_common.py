@@ -50,9 +50,9 @@ def run_child(
 ) -> dict[str, Any]:
     """Run ``python script *args`` in a fresh process and return the result it emitted.
 
-    The parent also polls the RSS of the child and its descendants (``polled_peak_rss_mb``) and kills it above
-    ``max_rss_mb``, so that on a shared machine the kernel's OOM killer never has to pick
-    a victim. A child that crashes, times out or is stopped yields ``{"error": ...}``, so
+    The parent also polls the RSS of the child and its descendants (summed,
+    ``polled_peak_rss_mb``) and kills the child above ``max_rss_mb``, so that on a shared
+    machine the kernel's OOM killer never has to pick a victim. A child that crashes, times out or is stopped yields ``{"error": ...}``, so
     one failing engine is reported in the table instead of stopping the run.
     """
     env = {**os.environ, **CHILD_ENV}

@@ -421,7 +421,7 @@ class _Output:
 def _assemble(
     output: _Output, vocabulary: Vocabulary, config: FeatureConfig, buyers: pd.DataFrame | None
 ) -> pd.DataFrame:
-    """The output columns as one frame (no copy), with categories and buyer attributes."""
+    """Wrap the output columns in one frame (no copy), with categories and attributes."""
     rows = len(output.stamps)
     if output.filled != rows:
         raise RuntimeError(f"feature engine produced {output.filled:,} rows, expected {rows:,}")
@@ -448,7 +448,7 @@ def _assemble(
 
 
 def _sql_source(interactions: pd.DataFrame) -> str:
-    """The columns the engine reads, cast in SQL so the caller's frame is never copied."""
+    """Select the columns the engine reads, cast in SQL so the caller's frame is not copied."""
     optional = {
         name: f"CAST({name} AS VARCHAR)" if name in interactions.columns else "NULL::VARCHAR"
         for name in ("channel", "direction")
@@ -470,9 +470,9 @@ def _buyer_ranges(con: duckdb.DuckDBPyConnection, n_parts: int) -> list[str]:
     """
     if n_parts <= 1:
         return ["TRUE"]
+    quantiles = ", ".join(str(k / n_parts) for k in range(1, n_parts))
     ids = con.execute(
-        f"SELECT quantile_disc(buyer_id, [{', '.join(str(k / n_parts) for k in range(1, n_parts))}])"
-        " FROM (SELECT DISTINCT buyer_id FROM src)"
+        f"SELECT quantile_disc(buyer_id, [{quantiles}]) FROM (SELECT DISTINCT buyer_id FROM src)"
     ).fetchone()[0]  # type: ignore[index]
     cuts = sorted(set(ids))
     literals = [f"'{c.replace(chr(39), chr(39) * 2)}'" for c in cuts]

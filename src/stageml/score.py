@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from joblib import Parallel, delayed
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from joblib import Parallel, delayed
 
 from stageml.drift import psi_table
 from stageml.errors import ContractError
@@ -181,7 +181,10 @@ def score_local(
     with tempfile.TemporaryDirectory(prefix="stageml-score-") as tmp:
         staging = Path(tmp)
         n_parts = _stage(
-            sources, _previous_path(previous), staging, rows_per_part,
+            sources,
+            _previous_path(previous),
+            staging,
+            rows_per_part,
             model.params.features.engine_memory_mb,
         )
         tasks = [
@@ -211,7 +214,15 @@ def score_local(
                     progress(done, len(tasks))
             _close(writer_state, out_tmp, out_path.suffix)
     return finish_run(
-        parts, sources, model, instant, model_uri, model_version, n_parts, clock, out_path,
+        parts,
+        sources,
+        model,
+        instant,
+        model_uri,
+        model_version,
+        n_parts,
+        clock,
+        out_path,
         engine="local",
     )
 
@@ -331,9 +342,7 @@ def _score_part(task: _Task, model: StageModel, threads: int | None) -> Partitio
     return result
 
 
-def _run(
-    tasks: list[_Task], model: StageModel, workers: int | None
-) -> Iterator[PartitionResult]:
+def _run(tasks: list[_Task], model: StageModel, workers: int | None) -> Iterator[PartitionResult]:
     """Results in partition order; with several workers, partitions run in parallel.
 
     joblib's loky processes are spawned, not forked (forking after OpenMP or DuckDB threads
@@ -351,9 +360,17 @@ def _run(
 
 
 def finish_run(
-    parts: list[PartitionResult], sources: Mapping[str, Path], model: StageModel,
-    instant: pd.Timestamp, model_uri: str, model_version: str, n_parts: int, started: float,
-    out: Path, *, engine: str,
+    parts: list[PartitionResult],
+    sources: Mapping[str, Path],
+    model: StageModel,
+    instant: pd.Timestamp,
+    model_uri: str,
+    model_version: str,
+    n_parts: int,
+    started: float,
+    out: Path,
+    *,
+    engine: str,
 ) -> dict[str, Any]:
     """Write the rejects and the JSON summary beside the scores; both engines end here."""
     rejects_path, summary_path = _sidecars(out)
@@ -364,8 +381,18 @@ def finish_run(
     )
     write_table(rejects, rejects_path)
     summary = _summary(
-        parts, rejects, sources, model, instant, model_uri, model_version, n_parts,
-        time.perf_counter() - started, out, rejects_path, engine=engine,
+        parts,
+        rejects,
+        sources,
+        model,
+        instant,
+        model_uri,
+        model_version,
+        n_parts,
+        time.perf_counter() - started,
+        out,
+        rejects_path,
+        engine=engine,
     )
     write_json(summary, summary_path)
     return summary
