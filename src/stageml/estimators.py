@@ -157,9 +157,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         train = lgb.Dataset(
             X, label=y, weight=self._weights(y), init_score=self._init(X), free_raw_data=True
         )
-        valid = lgb.Dataset(
-            X_valid, label=y_valid, init_score=self._init(X_valid), reference=train
-        )
+        valid = lgb.Dataset(X_valid, label=y_valid, init_score=self._init(X_valid), reference=train)
         self.booster_ = lgb.train(
             self.lgb_params(),
             train,
@@ -239,9 +237,11 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         return np.asarray(scores)
 
     def raw_margin(self, X: pd.DataFrame) -> np.ndarray:
-        """The model's raw margin before the link, shape (n, 1) binary or (n, K): the
-        booster's raw score plus the linear base margin where there is one (what
-        :func:`stageml.explain.contributions` adds up to)."""
+        """Return the raw margin before the link, shape (n, 1) binary or (n, K).
+
+        The booster's raw score plus the linear base margin where there is one (what
+        :func:`stageml.explain.contributions` adds up to).
+        """
         self._check(X)
         raw = np.asarray(
             self.booster_.predict(X, raw_score=True, num_iteration=self.best_iteration_)
@@ -288,11 +288,11 @@ class LinearBase:
 
     def _log_counts(self, X: pd.DataFrame) -> np.ndarray:
         values = X.loc[:, list(self.columns)].to_numpy(dtype=float, na_value=0.0)
-        return np.log1p(np.clip(np.nan_to_num(values, nan=0.0), 0.0, None))
+        return np.asarray(np.log1p(np.clip(np.nan_to_num(values, nan=0.0), 0.0, None)))
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """Standardised log-counts ``z``, shape (n, len(columns))."""
-        return (self._log_counts(X) - self.center_) / self.scale_
+        return np.asarray((self._log_counts(X) - self.center_) / self.scale_)
 
     def fit(
         self, X: pd.DataFrame, y: np.ndarray, *, sample_weight: np.ndarray | None = None

@@ -110,7 +110,7 @@ def _booster(
 
 
 def linear_columns(rule: str, columns: list[str]) -> tuple[str, ...] | None:
-    """The feature columns a linear base margin uses under ``inflection_fit.linear_base``."""
+    """Return the columns a linear base margin uses under ``inflection_fit.linear_base``."""
     if rule == "none":
         return None
     if rule == "activity_counts":
