@@ -567,7 +567,11 @@ def check(
 
 
 def compare(expected: pd.DataFrame, got: pd.DataFrame) -> dict[str, Any]:
-    """Columns that differ from ``expected`` (numbers within 1e-9 relative), with counts."""
+    """Columns that differ from ``expected``, with counts.
+
+    stageml emits float32, so numbers count as equal when they agree after rounding the
+    other engine's float64 to float32 (within 1e-6 relative).
+    """
     got = got.assign(
         buyer_id=got["buyer_id"].astype(str),
         as_of=pd.to_datetime(got["as_of"]).astype("datetime64[us]"),
@@ -582,8 +586,9 @@ def compare(expected: pd.DataFrame, got: pd.DataFrame) -> dict[str, Any]:
         if isinstance(a.dtype, pd.CategoricalDtype):
             same = np.asarray((a.astype(object) == b.astype(object)) | (a.isna() & b.isna()))
         else:
-            x, y = a.to_numpy(float), b.to_numpy(float)
-            same = np.isclose(x, y, rtol=1e-9, atol=1e-9) | (np.isnan(x) & np.isnan(y))
+            x = a.to_numpy(np.float32).astype(float)
+            y = b.to_numpy(float).astype(np.float32).astype(float)
+            same = np.isclose(x, y, rtol=1e-6, atol=1e-9) | (np.isnan(x) & np.isnan(y))
         if not same.all():
             differing[col] = int((~same).sum())
     return {
