@@ -58,15 +58,17 @@ class StageModel:
             threads=threads,
         )
 
-    def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
+    def predict_features(
+        self, features: pd.DataFrame, *, threads: int | None = None
+    ) -> pd.DataFrame:
         """Scores for an already built feature frame (keys kept, one row per input row)."""
         X = features[self.feature_names]
         if X.empty:  # a partition where nobody has history before the as-of instant
             stage_p = np.zeros((0, len(self.stages)))
             inflection_p = np.zeros(0)
         else:
-            stage_p = self.stage_model.predict_proba(X)
-            inflection_p = self.inflection_model.predict_proba(X)[:, 1]
+            stage_p = self.stage_model.predict_proba(X, threads=threads)
+            inflection_p = self.inflection_model.predict_proba(X, threads=threads)[:, 1]
         out = features[list(KEYS)].reset_index(drop=True).copy()
         stages = np.asarray(self.stages, dtype=object)
         predicted = stage_p.argmax(axis=1)

@@ -69,7 +69,7 @@ def score_tables(
     tables = {k: v for k, v in raw.items() if k in SCORING_TABLES}
     export = validate_frames(tables, sources=sources, stages=model.stages)
     features = model.features(export.interactions, [as_of], export.buyers, threads=threads)
-    scores = model.predict_features(features)
+    scores = model.predict_features(features, threads=threads)
     if reasons > 0 and len(features):
         from stageml.explain import reason_codes
 
