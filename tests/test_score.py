@@ -83,6 +83,24 @@ def test_every_input_buyer_is_scored_once_or_rejected(
     assert on_disk["model_version"] == "" and on_disk["inputs"]["interactions"]["sha256"]
 
 
+def test_rejected_parquet_rows_point_into_the_file(
+    dirty_export: Path, trained: TrainingResult, tmp_path: Path
+) -> None:
+    """Parquet inputs are numbered by the reader (row groups, no order kept): still exact."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    raw = pd.read_csv(dirty_export / "interactions.csv", dtype=str)
+    raw.to_parquet(folder / "interactions.parquet", row_group_size=5_000)
+    shutil.copy(dirty_export / "buyers.parquet", folder / "buyers.parquet")
+    score_local(folder, trained.model, AS_OF, out=tmp_path / "s.parquet", partition_rows=20_000)
+    rejects = pd.read_csv(tmp_path / "s_rejects.csv", dtype={"buyer_id": "string"})
+    rows = rejects[rejects["table"] == "interactions"]
+    assert len(rows) >= 5
+    for row, buyer in zip(rows["row"], rows["buyer_id"], strict=True):
+        expected = raw.loc[int(row) - 1, "buyer_id"]
+        assert (pd.isna(expected) and pd.isna(buyer)) or expected.strip() == buyer
+
+
 def test_partitions_give_the_same_scores(
     dirty_export: Path, trained: TrainingResult, tmp_path: Path
 ) -> None:

@@ -144,6 +144,18 @@ def _sidecars(out: Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + "_rejects.csv"), stem.with_name(stem.name + ".summary.json")
 
 
+def _numbered(path: Path) -> tuple[str, bool]:
+    """A table with its 1-based row number in the file, and whether that needs file order."""
+    if path.suffix == ".csv":
+        return f"(SELECT *, row_number() OVER () AS {SOURCE_ROW} FROM {_reader(path)})", True
+    literal = _literal(str(path))
+    return (
+        f"(SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS {SOURCE_ROW} "
+        f"FROM read_parquet('{literal}', file_row_number = true))",
+        False,
+    )
+
+
 def _reader(path: Path) -> str:
     literal = _literal(str(path))
     if path.suffix == ".csv":
@@ -254,23 +266,24 @@ def _stage(
     try:
         con.execute(f"SET memory_limit = '{memory_mb}MB'")
         con.execute(f"SET temp_directory = '{_literal(str(staging / 'spill'))}'")
-        con.execute("SET preserve_insertion_order = true")  # row numbers follow the file
         total = int(
             con.execute(f"SELECT count(*) FROM {_reader(sources['interactions'])}").fetchone()[0]  # type: ignore[index]
         )
         n_parts = max(1, math.ceil(total / rows_per_part))
-        tables = {name: _reader(path) for name, path in sources.items()}
+        tables = {name: _numbered(path) for name, path in sources.items()}
         if previous is not None:
             tables["previous"] = (
-                f"(SELECT CAST(buyer_id AS VARCHAR) AS buyer_id, stage, "
-                f"CAST(inflection_probability AS DOUBLE) AS inflection_probability "
-                f"FROM {_reader(previous)})"
+                "(SELECT CAST(buyer_id AS VARCHAR) AS buyer_id, stage, "
+                "CAST(inflection_probability AS DOUBLE) AS inflection_probability "
+                f"FROM {_reader(previous)})",
+                False,
             )
-        for name, reader in tables.items():
-            number = "" if name == "previous" else f", row_number() OVER () AS {SOURCE_ROW}"
+        for name, (reader, ordered) in tables.items():
+            # Numbering by position needs the file's order kept; Parquet numbers its own rows.
+            con.execute(f"SET preserve_insertion_order = {str(ordered).lower()}")
             con.execute(
-                f"COPY (SELECT *{number}, "
-                f"hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part FROM {reader}) "
+                f"COPY (SELECT *, hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part "
+                f"FROM {reader}) "
                 f"TO '{_literal(str(staging / name))}' (FORMAT parquet, PARTITION_BY (_part))"
             )
     finally:
