@@ -145,7 +145,7 @@ def _sidecars(out: Path) -> tuple[Path, Path]:
 
 
 def _numbered(path: Path) -> tuple[str, bool]:
-    """A table with its 1-based row number in the file, and whether that needs file order."""
+    """Read a table with its 1-based row number in the file; say if that needs file order."""
     if path.suffix == ".csv":
         return f"(SELECT *, row_number() OVER () AS {SOURCE_ROW} FROM {_reader(path)})", True
     literal = _literal(str(path))
