@@ -187,14 +187,14 @@ def score_local(
     """
     clock = time.perf_counter()
     instant = normalise_as_of(as_of)
-    sources = _sources(Path(data))
+    sources = scoring_sources(Path(data))
     out_path = Path(out)
     rows_per_part = partition_rows or model.params.features.partition_rows
     with tempfile.TemporaryDirectory(prefix="stageml-score-") as tmp:
         staging = Path(tmp)
         n_parts = _stage(
             sources,
-            _previous_path(previous),
+            previous_path(previous),
             staging,
             rows_per_part,
             model.params.features.engine_memory_mb,
@@ -203,7 +203,6 @@ def score_local(
             _Task(
                 part=part,
                 staging=staging,
-                tables=tuple(sources),
                 instant=instant,
                 sources={k: str(v) for k, v in sources.items()},
                 reasons=reasons,
@@ -239,7 +238,8 @@ def score_local(
     )
 
 
-def _sources(folder: Path) -> dict[str, Path]:
+def scoring_sources(folder: Path) -> dict[str, Path]:
+    """Find the export's scoring tables; the interactions table is required."""
     sources = {name: p for name in SCORING_TABLES if (p := find_table(folder, name)) is not None}
     if "interactions" not in sources:
         raise ContractError(
@@ -297,7 +297,6 @@ class _Task:
 
     part: int
     staging: Path
-    tables: tuple[str, ...]
     instant: pd.Timestamp
     sources: dict[str, str]
     reasons: int
@@ -326,7 +325,7 @@ def _read_part(staging: Path, name: str, part: int) -> pd.DataFrame | None:
 def _score_part(task: _Task, model: StageModel, threads: int | None) -> PartitionResult:
     raw = {
         name: frame
-        for name in task.tables
+        for name in task.sources
         if (frame := _read_part(task.staging, name, task.part)) is not None
     }
     result = score_tables(
@@ -411,7 +410,8 @@ def finish_run(
     return summary
 
 
-def _previous_path(previous: str | Path | None) -> Path | None:
+def previous_path(previous: str | Path | None) -> Path | None:
+    """Check the previous run's scores file exists (``--previous``)."""
     if previous is None:
         return None
     path = Path(previous)

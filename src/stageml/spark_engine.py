@@ -33,19 +33,19 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from stageml.errors import ContractError
-from stageml.io import atomic_path, find_table
+from stageml.io import atomic_path
 from stageml.model import StageModel
 from stageml.score import (
     _DRIFT_SAMPLE_ROWS,
-    SCORING_TABLES,
     PartitionResult,
     _append,
     _close,
     add_trends,
     finish_run,
     normalise_as_of,
+    previous_path,
     score_tables,
+    scoring_sources,
 )
 from stageml.validate import SOURCE_ROW
 
@@ -135,14 +135,7 @@ def score_spark(
     """
     clock = time.perf_counter()
     instant = normalise_as_of(as_of)
-    folder = Path(data)
-    sources = {name: p for name in SCORING_TABLES if (p := find_table(folder, name)) is not None}
-    if "interactions" not in sources:
-        raise ContractError(
-            file=str(folder),
-            problem="no interactions table",
-            fix="add interactions.csv or interactions.parquet to the export folder",
-        )
+    sources = scoring_sources(Path(data))
     if buckets is not None and buckets < 1:
         raise ValueError(f"buckets must be a positive integer or None, got {buckets}")
     out_path = Path(out)
@@ -189,7 +182,15 @@ def score_spark(
         if owned:
             spark.stop()
     return finish_run(
-        parts, sources, model, instant, model_uri, model_version, n, clock, out_path,
+        parts,
+        sources,
+        model,
+        instant,
+        model_uri,
+        model_version,
+        n,
+        clock,
+        out_path,
         engine="spark",
     )
 
@@ -325,15 +326,9 @@ def _model(key: str, blob: bytes) -> StageModel:
 
 def _previous(previous: str | Path | None) -> pd.DataFrame | None:
     """Previous scores indexed by buyer_id (driver side; one row per buyer, a few columns)."""
-    if previous is None:
+    path = previous_path(previous)
+    if path is None:
         return None
-    path = Path(previous)
-    if not path.is_file():
-        raise ContractError(
-            file=str(path),
-            problem="the previous scores file does not exist",
-            fix="pass the output of an earlier 'stageml score' run, or drop --previous",
-        )
     columns = ["buyer_id", "stage", "inflection_probability"]
     if path.suffix == ".csv":
         frame = pd.read_csv(path, usecols=columns, dtype={"buyer_id": "string", "stage": "string"})
