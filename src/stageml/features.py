@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from stageml.config import FeatureConfig
 from stageml.durations import format_duration
+from stageml.io import sql_escape
 from stageml.vocabulary import OTHER, Vocabulary, slug, warn_unseen
 
 _US_PER_DAY = 86_400_000_000
@@ -475,7 +476,7 @@ def _buyer_ranges(con: duckdb.DuckDBPyConnection, n_parts: int) -> list[str]:
         f"SELECT quantile_disc(buyer_id, [{quantiles}]) FROM (SELECT DISTINCT buyer_id FROM src)"
     ).fetchone()[0]  # type: ignore[index]
     cuts = sorted(set(ids))
-    literals = [f"'{c.replace(chr(39), chr(39) * 2)}'" for c in cuts]
+    literals = [f"'{sql_escape(c)}'" for c in cuts]
     lower = [None, *literals]
     upper = [*literals, None]
     return [

@@ -79,6 +79,11 @@ def _as_string(series: pd.Series) -> pd.Series:
     return series.astype("string")
 
 
+def sql_escape(text: str) -> str:
+    """Escape text for a single-quoted DuckDB string literal (paths, buyer ids)."""
+    return text.replace("'", "''")
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``target``; rename it over ``target`` only on success."""

@@ -26,7 +26,7 @@ from joblib import Parallel, delayed
 from stageml.drift import psi_table
 from stageml.errors import ContractError
 from stageml.estimators import free_threads
-from stageml.io import atomic_path, find_table, fingerprint, write_json, write_table
+from stageml.io import atomic_path, find_table, fingerprint, sql_escape, write_json, write_table
 from stageml.model import StageModel
 from stageml.validate import SOURCE_ROW, validate_frames
 
@@ -148,7 +148,7 @@ def _numbered(path: Path) -> tuple[str, bool]:
     """Read a table with its 1-based row number in the file; say if that needs file order."""
     if path.suffix == ".csv":
         return f"(SELECT *, row_number() OVER () AS {SOURCE_ROW} FROM {_reader(path)})", True
-    literal = _literal(str(path))
+    literal = sql_escape(str(path))
     return (
         f"(SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS {SOURCE_ROW} "
         f"FROM read_parquet('{literal}', file_row_number = true))",
@@ -157,7 +157,7 @@ def _numbered(path: Path) -> tuple[str, bool]:
 
 
 def _reader(path: Path) -> str:
-    literal = _literal(str(path))
+    literal = sql_escape(str(path))
     if path.suffix == ".csv":
         return f"read_csv('{literal}', all_varchar = true, header = true)"
     return f"read_parquet('{literal}')"
@@ -265,7 +265,7 @@ def _stage(
     con = duckdb.connect()
     try:
         con.execute(f"SET memory_limit = '{memory_mb}MB'")
-        con.execute(f"SET temp_directory = '{_literal(str(staging / 'spill'))}'")
+        con.execute(f"SET temp_directory = '{sql_escape(str(staging / 'spill'))}'")
         total = int(
             con.execute(f"SELECT count(*) FROM {_reader(sources['interactions'])}").fetchone()[0]  # type: ignore[index]
         )
@@ -284,7 +284,7 @@ def _stage(
             con.execute(
                 f"COPY (SELECT *, hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part "
                 f"FROM {reader}) "
-                f"TO '{_literal(str(staging / name))}' (FORMAT parquet, PARTITION_BY (_part))"
+                f"TO '{sql_escape(str(staging / name))}' (FORMAT parquet, PARTITION_BY (_part))"
             )
     finally:
         con.close()
@@ -315,7 +315,7 @@ def _read_part(staging: Path, name: str, part: int) -> pd.DataFrame | None:
     try:
         con.execute("SET threads = 1")
         return con.execute(
-            f"SELECT * FROM read_parquet('{_literal(str(folder))}/*.parquet', "
+            f"SELECT * FROM read_parquet('{sql_escape(str(folder))}/*.parquet', "
             f"hive_partitioning = false){order}"
         ).df()
     finally:
@@ -422,10 +422,6 @@ def previous_path(previous: str | Path | None) -> Path | None:
             fix="pass the output of an earlier 'stageml score' run, or drop --previous",
         )
     return path
-
-
-def _literal(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _append(tmp: Path, suffix: str, frame: pd.DataFrame, state: dict[str, Any]) -> None:
