@@ -130,3 +130,20 @@ def test_linear_base_survives_pickling_and_needs_a_binary_model() -> None:
         CalibratedLGBM(n_classes=3, linear_columns=("act_a_all",), n_estimators=5).fit(
             X, y + (X["other"].to_numpy() > 1), X_valid=X, y_valid=y + (X["other"].to_numpy() > 1)
         )
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_blocked_prediction_equals_lightgbm_in_one_pass(n_classes: int) -> None:
+    # More rounds than one block of trees holds, so the margin is a sum over blocks.
+    X, y = _counts_frame(1500, 7)
+    y = np.minimum(y + (X["act_a_all"].to_numpy() > 3), n_classes - 1) if n_classes > 2 else y
+    model = CalibratedLGBM(
+        n_classes=n_classes, n_estimators=250, early_stopping_rounds=1000, n_jobs=1
+    ).fit(X, y, X_valid=X, y_valid=y)
+    assert model.best_iteration_ * model.booster_.num_model_per_iteration() > 200
+    rows = _counts_frame(300, 8)[0]
+    lightgbm = model.booster_.predict(rows, num_iteration=model.best_iteration_)
+    if n_classes == 2:
+        lightgbm = np.column_stack([1 - lightgbm, lightgbm])
+    np.testing.assert_allclose(model.predict_proba_raw(rows), lightgbm, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(model.predict_proba_raw(rows, threads=2), lightgbm, atol=1e-12)

