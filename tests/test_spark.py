@@ -163,3 +163,42 @@ def test_spark_input_errors_name_the_fix(export_dir: Path, tmp_path: Path) -> No
         )
     with pytest.raises(ValueError, match="buckets must be a positive integer"):
         score_spark(export_dir, model, AS_OF, out=tmp_path / "s.parquet", buckets=0)  # type: ignore[arg-type]
+
+
+def test_parquet_rows_are_numbered_from_the_file(spark: object, tmp_path: Path) -> None:
+    from stageml.spark_engine import _read_numbered
+
+    frame = pd.DataFrame({"buyer_id": [f"B{i:04d}" for i in range(2500)], "x": range(2500)})
+    path = tmp_path / "interactions.parquet"
+    frame.to_parquet(path, row_group_size=300)  # several row groups, maybe several splits
+    numbered, total = _read_numbered(spark, path)  # type: ignore[arg-type]
+    got = numbered.toPandas().sort_values("x")
+    assert total == 2500
+    assert got["_source_row"].tolist() == list(range(1, 2501))
+
+
+def test_each_bucket_gets_its_own_task(spark: object) -> None:
+    # The shuffle behind groupBy sends key k to partition pmod(hash(k), n): with keys
+    # 0..n-1 buckets would share tasks (and be scored one after the other).
+    from pyspark import TaskContext
+
+    from stageml.spark_engine import BUCKET, _bucket_keys
+
+    n = 7
+    keys = _bucket_keys(spark, n)  # type: ignore[arg-type]
+    rows = pd.DataFrame({BUCKET: [k for k in keys for _ in range(3)]})
+    frame = spark.createDataFrame(rows)  # type: ignore[attr-defined]
+    spark.conf.set("spark.sql.shuffle.partitions", str(n))  # type: ignore[attr-defined]
+    spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")  # type: ignore[attr-defined]
+
+    def where(group: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(
+            {BUCKET: [group[BUCKET].iloc[0]], "task": [TaskContext.get().partitionId()]}
+        )  # type: ignore[union-attr]
+
+    placed = frame.groupBy(BUCKET).applyInPandas(where, f"{BUCKET} long, task int").toPandas()
+    assert sorted(placed["task"]) == list(range(n))
+    assert dict(zip(placed[BUCKET], placed["task"], strict=True)) == {
+        k: i for i, k in enumerate(keys)
+    }
+    spark.conf.unset("spark.sql.adaptive.coalescePartitions.enabled")  # type: ignore[attr-defined]

@@ -118,7 +118,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def lgb_params(self) -> dict[str, Any]:
-        """The LightGBM parameter dict (also logged to MLflow)."""
+        """Return the LightGBM parameter dict (also logged to MLflow)."""
         binary = self.n_classes == 2
         return {
             "objective": "binary" if binary else "multiclass",
@@ -252,7 +252,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
         return raw if linear is None else raw + linear.margin(X)[:, None]
 
     def _booster_margin(self, X: pd.DataFrame, threads: int) -> np.ndarray:
-        """The booster's raw score, summed over blocks of about ``_TREES_PER_BLOCK`` trees.
+        """Sum the booster's raw score over blocks of about ``_TREES_PER_BLOCK`` trees.
 
         LightGBM walks every tree for one row before the next row, and ~2,000 trees do
         not stay in the CPU cache from row to row; passing all rows through one block of

@@ -12,10 +12,16 @@ instead of restating it here. The driver pulls buckets one at a time
 (``toLocalIterator``) and appends them with the local engine's writer, so the scores file
 appears only when every bucket succeeded, exactly as with ``--engine local``.
 
-Row numbers in rejects: Spark has no file row number, and ``monotonically_increasing_id``
-is not one. Each table is read once more to count rows per input split; the original
-1-based row is ``rows in earlier splits + position in split + 1``. This is exact for the
-contract's one-file tables, whose splits Spark reads in file order.
+Row numbers in rejects: Parquet files carry them (``_metadata.row_index``). A CSV file has
+none, and ``monotonically_increasing_id`` is not one: the CSV is read once more to count
+rows per input split, and the original 1-based row is ``rows in earlier splits + position
+in split + 1``. This is exact for the contract's one-file tables, whose splits Spark reads
+in file order.
+
+Parallelism: the buckets are the unit of work, so adaptive execution must not coalesce
+their shuffle partitions (it merges small ones into one task, which then scores every
+bucket serially), and each bucket uses the task's CPUs (``spark.task.cpus``), not every
+core of the executor.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 BUCKET = "_bucket"
+# Runtime settings for the scoring job; an active session gets its own values back after.
+_JOB_SETTINGS = {"spark.sql.adaptive.coalescePartitions.enabled": "false"}
+_SHUFFLE = "spark.sql.shuffle.partitions"
 # One unpickled model per Python worker process, keyed by the hash of its bytes.
 _MODELS: dict[str, StageModel] = {}
 
@@ -143,6 +152,7 @@ def score_spark(
 
     owned = _active() is None
     spark = spark_session(master)
+    restore = {key: spark.conf.get(key, None) for key in (*_JOB_SETTINGS, _SHUFFLE)}
     try:
         tables = {name: _read_numbered(spark, path) for name, path in sources.items()}
         total = tables["interactions"][1]
@@ -150,7 +160,8 @@ def score_spark(
             spark.sparkContext.defaultParallelism,
             math.ceil(total / model.params.features.partition_rows),
         )
-        spark.conf.set("spark.sql.shuffle.partitions", str(n))
+        for key, value in {**_JOB_SETTINGS, _SHUFFLE: str(n)}.items():
+            spark.conf.set(key, value)
         payloads = _bucket_results(
             spark,
             {name: frame for name, (frame, _) in tables.items()},
@@ -181,6 +192,12 @@ def score_spark(
     finally:
         if owned:
             spark.stop()
+        else:
+            for key, value in restore.items():
+                if value is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, value)
     return finish_run(
         parts,
         sources,
@@ -205,10 +222,11 @@ def _read_numbered(spark: SparkSession, path: Path) -> tuple[DataFrame, int]:
     """Read a table with its 1-based file row number in ``_source_row``; also its row count."""
     from pyspark.sql import functions as F
 
-    if path.suffix == ".csv":
-        frame = spark.read.csv(str(path), header=True, inferSchema=False)
-    else:
+    if path.suffix != ".csv":
         frame = spark.read.parquet(str(path))
+        numbered = frame.select("*", (F.col("_metadata.row_index") + 1).alias(SOURCE_ROW))
+        return numbered, frame.count()  # from the footers: no data is read
+    frame = spark.read.csv(str(path), header=True, inferSchema=False)
     # monotonically_increasing_id = split index << 33 | position in split; the row number
     # adds the rows of all earlier splits, counted by a first (JVM-only) pass.
     tagged = frame.withColumn("_split", F.spark_partition_id()).withColumn(
@@ -239,14 +257,23 @@ def _bucket_results(
     sample_rows: int,
 ) -> Iterator[PartitionResult]:
     """Run ``score_tables`` once per bucket on the workers; yield results one bucket at a time."""
+    from pyspark import StorageLevel, TaskContext
     from pyspark.sql import functions as F
 
     blob = pickle.dumps(model)
     key = hashlib.sha256(blob).hexdigest()
     shared = spark.sparkContext.broadcast(blob)
+    # Long keys, as the shuffle hashes a long differently from an int.
+    keys = F.array(*[F.lit(k).cast("long") for k in _bucket_keys(spark, n)])
     bucketed = {
         name: frame.withColumn(
-            BUCKET, F.pmod(F.xxhash64(F.trim(F.col("buyer_id").cast("string"))), F.lit(n))
+            BUCKET,
+            F.element_at(
+                keys,
+                (F.pmod(F.xxhash64(F.trim(F.col("buyer_id").cast("string"))), F.lit(n)) + 1).cast(
+                    "int"
+                ),
+            ),
         )
         for name, frame in tables.items()
     }
@@ -259,7 +286,10 @@ def _bucket_results(
         if bucket < 0:
             return pd.DataFrame({BUCKET: pd.Series([], dtype="int64"), "payload": []})
         frames = {name: _from_spark(frame, columns[name]) for name, frame in raw.items()}
-        result = _score_bucket(frames, _model(key, shared.value), bucket=bucket, **settings)
+        threads = TaskContext.get().cpus()  # type: ignore[union-attr] - inside a task
+        result = _score_bucket(
+            frames, _model(key, shared.value), bucket=bucket, threads=threads, **settings
+        )
         return pd.DataFrame({BUCKET: [bucket], "payload": [pickle.dumps(result)]})
 
     grouped = bucketed["interactions"].groupBy(BUCKET)
@@ -275,11 +305,44 @@ def _bucket_results(
             return run({"interactions": left})
 
         done = grouped.applyInPandas(alone, schema)
+    # toLocalIterator computes one partition per job, one after the other: the buckets
+    # would be scored serially. Materialise them in parallel first (on disk, so the
+    # driver's memory never holds more than one bucket), then stream them in order.
+    done = done.persist(StorageLevel.DISK_ONLY)
     try:
+        done.count()
         for row in done.toLocalIterator():
             yield pickle.loads(row["payload"])  # noqa: S301 - our own workers' output
     finally:
+        done.unpersist()
         shared.unpersist()
+
+
+def _bucket_keys(spark: SparkSession, n: int) -> list[int]:
+    """One grouping key per shuffle partition: key ``k`` lands in partition ``k``.
+
+    The shuffle behind ``groupBy(bucket)`` sends a key to partition
+    ``pmod(hash(key), n)``; with keys 0..n-1 several buckets share a partition (and its
+    task scores them one after the other) while other partitions stay empty. Picking, for
+    each partition, the first integer Spark's own hash sends there spreads the buckets one
+    per task.
+    """
+    from pyspark.sql import functions as F
+
+    keys: dict[int, int] = {}
+    start = 0
+    while len(keys) < n:  # each pass tries 8n integers; ~n ln n are needed in all
+        hits = (
+            spark.range(start, start + 8 * n)
+            .select("id", F.pmod(F.hash("id"), F.lit(n)).alias("part"))
+            .groupBy("part")
+            .agg(F.min("id").alias("id"))
+            .collect()
+        )
+        for row in hits:
+            keys.setdefault(int(row["part"]), int(row["id"]))
+        start += 8 * n
+    return [keys[k] for k in range(n)]
 
 
 def _score_bucket(
@@ -291,6 +354,7 @@ def _score_bucket(
     sources: dict[str, str],
     reasons: int,
     sample_rows: int,
+    threads: int | None = None,
 ) -> PartitionResult:
     # A bucket with interactions but no buyer rows: score without buyer attributes, as the
     # validator would for an export without a buyers table (an empty table is an error).
@@ -305,6 +369,7 @@ def _score_bucket(
             reasons=reasons,
             sample_rows=sample_rows,
             seed=bucket,
+            threads=threads,
         )
 
 
