@@ -186,3 +186,29 @@ def test_trends_against_a_previous_run() -> None:
     out = add_trends(now, before, stages, threshold=0.05).set_index("buyer_id")
     assert list(out["stage_change"]) == ["advanced", "same", "regressed", "new"]
     assert list(out["inflection_trend"]) == ["improving", "steady", "declining", "new"]
+
+
+def test_top_breaks_probability_ties_by_the_raw_score(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stageml.cli import app
+
+    scores = pd.DataFrame(
+        {
+            "buyer_id": ["B1", "B2", "B3", "B4"],
+            "stage": ["engaged"] * 4,
+            "next_stage": ["evaluating"] * 4,
+            "inflection_probability": [0.585, 0.585, 0.9, 0.2],
+            "inflection_score": [0.61, 0.83, 0.95, 0.3],
+        }
+    )
+    path = tmp_path / "scores.parquet"
+    scores.to_parquet(path)
+    result = CliRunner().invoke(app, ["top", "--scores", str(path), "--n", "3"])
+    assert result.exit_code == 0, result.output
+    shown = [b for b in ("B1", "B2", "B3", "B4") if b in result.output]
+    assert sorted(shown, key=result.output.index) == ["B3", "B2", "B1"]
+    # A scores file from before the raw score existed still sorts by probability.
+    scores.drop(columns="inflection_score").to_parquet(path)
+    result = CliRunner().invoke(app, ["top", "--scores", str(path), "--n", "1"])
+    assert result.exit_code == 0 and "B3" in result.output and "B1" not in result.output

@@ -89,7 +89,8 @@ def test_spark_matches_local_and_loses_no_buyer(
     # (1) Same buyers, stages and probabilities; same rejects, with the same file rows.
     assert list(spark["buyer_id"]) == list(local["buyer_id"])
     assert list(spark["stage"]) == list(local["stage"])
-    probabilities = [c for c in local.columns if c.startswith("p_")] + ["inflection_probability"]
+    probabilities = [c for c in local.columns if c.startswith("p_")]
+    probabilities += ["inflection_probability", "inflection_score"]
     pd.testing.assert_frame_equal(spark[probabilities], local[probabilities], rtol=0, atol=1e-9)
     assert set(spark.columns) == set(local.columns)
     assert (spark["model_uri"] == "models:/m/1").all()

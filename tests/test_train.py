@@ -113,6 +113,14 @@ def test_backtest_inflection_metrics_are_the_products_scores(trained: TrainingRe
     assert np.isclose(
         roc_auc_score(y[can], p[can]), trained.metrics["inflection.can_advance.roc_auc"]
     )
+    # The raw score behind the probability: the backtest's uncalibrated ranking, never
+    # ordering two buyers against their probabilities, and telling tied probabilities apart.
+    score = scored["inflection_score"].to_numpy(float)
+    assert np.isclose(roc_auc_score(y, score), trained.metrics["inflection.model_raw.roc_auc"])
+    by_score = np.argsort(score, kind="stable")
+    assert np.all(np.diff(p[by_score]) >= -1e-12)
+    top = p == p.max()
+    assert top.sum() > 1 and len(np.unique(score[top])) > 1
 
 
 def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export) -> None:

@@ -460,11 +460,11 @@ def top_command(
 
     from stageml.io import read_table
 
-    frame = (
-        read_table(scores)
-        .sort_values("inflection_probability", ascending=False, kind="stable")
-        .head(n)
-    )
+    frame = read_table(scores)
+    # Ties in probability (flat calibration at the top) are ordered by the raw score;
+    # score files written before that column existed sort by probability alone.
+    order = [c for c in ("inflection_probability", "inflection_score") if c in frame.columns]
+    frame = frame.sort_values(order, ascending=False, kind="stable").head(n)
     reason_cols = [c for c in frame.columns if c.startswith("inflection_up_")]
     table = Table(title=f"top {n} buyers most likely to inflect ({scores})")
     for column in ("buyer", "stage", "next", "likelihood", "why"):

@@ -65,10 +65,12 @@ class StageModel:
         X = features[self.feature_names]
         if X.empty:  # a partition where nobody has history before the as-of instant
             stage_p = np.zeros((0, len(self.stages)))
-            inflection_p = np.zeros(0)
+            inflection_raw = inflection_p = np.zeros(0)
         else:
             stage_p = self.stage_model.predict_proba(X, threads=threads)
-            inflection_p = self.inflection_model.predict_proba(X, threads=threads)[:, 1]
+            raw = self.inflection_model.predict_proba_raw(X, threads=threads)
+            inflection_raw = raw[:, 1]
+            inflection_p = self.inflection_model.calibrate(raw)[:, 1]
         out = features[list(KEYS)].reset_index(drop=True).copy()
         stages = np.asarray(self.stages, dtype=object)
         predicted = stage_p.argmax(axis=1)
@@ -78,6 +80,9 @@ class StageModel:
         last = len(self.stages) - 1
         # The final stage has nowhere to go: its inflection likelihood is zero by definition.
         out["inflection_probability"] = np.where(predicted == last, 0.0, inflection_p)
+        # Calibration maps are flat beyond their last step, so the most likely buyers can
+        # share one probability; the booster's own score still orders them.
+        out["inflection_score"] = np.where(predicted == last, 0.0, inflection_raw)
         nxt = np.minimum(predicted + 1, last)
         out["next_stage"] = pd.array(np.where(predicted == last, None, stages[nxt]), dtype="string")
         return out
