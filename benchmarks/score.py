@@ -4,10 +4,10 @@ Run ``OMP_WAIT_POLICY=PASSIVE python benchmarks/score.py [--quick] [--sizes 2500
 
 Inputs are simulated once and cached under ``benchmarks/.cache/`` (``score-sim-<n>-seed7``,
 about 48 interactions per buyer) with a model trained on 3,000 simulated buyers
-(``Params()``, pickled to ``score-model-3000-seed3-<defaults hash>.pkl``). Every
-measurement runs in a fresh child process; wall time covers the whole scoring call (read,
-validate, features, model, reasons, write). Peak RSS is the larger of the child's own
-high-water mark (``VmHWM``) and the RSS of the child and all its worker processes, summed and polled every
+(``Params()``, pickled to ``score-model-3000-seed3-<defaults hash>.pkl``). Every measurement
+runs in a fresh child process; wall time covers the whole scoring call (read, validate,
+features, model, reasons, write). Peak RSS is the larger of the child's own high-water mark
+(``VmHWM``) and the RSS of the child and all its worker processes, summed and polled every
 0.1 s; for Spark the first is the driver plus the JVM and its Python workers, each at its
 own peak, summed (an upper bound: the peaks need not coincide).
 
