@@ -417,8 +417,12 @@ def _check_interactions(raw: pd.DataFrame, file: str) -> _Checked:
         n,
     )
     # Exact repeats (CRM sync artefacts) would double-count activity: keep the first.
-    reason[_duplicated_among(frame, reason < 0, INTERACTION_KEYS)] = len(reasons) - 1
-    clean = frame.loc[reason < 0].sort_values(list(INTERACTION_KEYS), ignore_index=True)
+    position = np.flatnonzero(reason < 0)
+    accepted = frame.iloc[position].reset_index(drop=True)
+    ordered = accepted.sort_values(list(INTERACTION_KEYS))  # stable: ties keep file order
+    repeat = _repeats_previous_row(ordered, INTERACTION_KEYS)
+    reason[position[ordered.index.to_numpy()[repeat]]] = len(reasons) - 1
+    clean = ordered.loc[~repeat].reset_index(drop=True)
     return _Checked(clean, frame["buyer_id"], reason, reasons)
 
 
@@ -569,11 +573,20 @@ def _first_failure(failures: Sequence[np.ndarray], n: int) -> np.ndarray:
     return reason
 
 
-def _duplicated_among(frame: pd.DataFrame, among: np.ndarray, keys: Sequence[str]) -> np.ndarray:
-    """Rows of ``among`` that repeat an earlier such row on ``keys`` (first one kept)."""
-    out = np.zeros(len(frame), dtype=bool)
-    out[among] = frame.loc[among, list(keys)].duplicated(keep="first").to_numpy()
-    return out
+def _repeats_previous_row(ordered: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
+    """Rows equal to the row before them on ``keys`` (missing equals missing).
+
+    On rows sorted stably by ``keys`` this is ``duplicated(keep="first")`` in file order,
+    without hashing the keys again after the sort.
+    """
+    same = np.zeros(len(ordered), dtype=bool)
+    same[1:] = True
+    for key in keys:
+        now = ordered[key].iloc[1:].reset_index(drop=True)
+        before = ordered[key].iloc[:-1].reset_index(drop=True)
+        equal = (now == before).fillna(False) | (now.isna() & before.isna())
+        same[1:] &= equal.to_numpy(dtype=bool)
+    return same
 
 
 def _positions_of_repeats(
