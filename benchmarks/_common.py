@@ -52,8 +52,9 @@ def run_child(
 
     The parent also polls the RSS of the child and its descendants (summed,
     ``polled_peak_rss_mb``) and kills the child above ``max_rss_mb``, so that on a shared
-    machine the kernel's OOM killer never has to pick a victim. A child that crashes, times out or is stopped yields ``{"error": ...}``, so
-    one failing engine is reported in the table instead of stopping the run.
+    machine the kernel's OOM killer never has to pick a victim. A child that crashes, times
+    out or is stopped yields ``{"error": ...}``, so one failing engine is reported in the
+    table instead of stopping the run.
     """
     env = {**os.environ, **CHILD_ENV}
     command = [sys.executable, str(script), *args]

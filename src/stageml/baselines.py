@@ -21,7 +21,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from threadpoolctl import threadpool_limits
 
 
-class MajorityBaseline(ClassifierMixin, BaseEstimator):
+class MajorityBaseline(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Predicts the training class frequencies for every row."""
 
     def __init__(self, *, n_classes: int = 2) -> None:
@@ -34,11 +34,11 @@ class MajorityBaseline(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """The prior for every row."""
+        """Return the prior for every row."""
         return np.tile(self.prior_, (len(X), 1))
 
 
-class LastActivityRule(ClassifierMixin, BaseEstimator):
+class LastActivityRule(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """The stage most associated with the buyer's most recent activity.
 
     Learned as P(class | last activity) on the training rows (Laplace-smoothed towards the

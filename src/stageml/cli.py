@@ -221,9 +221,9 @@ def train_command(
     rate = result.data_description["stage_change_coincidence_rate"]
     if rate > 0.5:
         err_console.print(
-            f"[yellow]note:[/] {rate:.0%} of recorded stage changes happen at the instant of one of "
-            "the buyer's own interactions: the current stage is readable from the history, so "
-            "judge this model by inflection.can_advance.* rather than the stage metrics.",
+            f"[yellow]note:[/] {rate:.0%} of recorded stage changes happen at the instant of "
+            "one of the buyer's own interactions: the current stage is readable from the history, "
+            "so judge this model by inflection.can_advance.* rather than the stage metrics.",
             highlight=False,
         )
     if metrics_out is not None:
@@ -424,7 +424,8 @@ def explain_command(
     console.print(
         f"predicted stage [bold]{scores['stage']}[/]; likelihood of moving on"
         f"{'' if pd_isna(nxt) else f' (to {nxt} or beyond)'} within "
-        f"{format_duration(bundle.params.labels.horizon)}: [bold]{scores['inflection_probability']:.1%}[/]",
+        f"{format_duration(bundle.params.labels.horizon)}: "
+        f"[bold]{scores['inflection_probability']:.1%}[/]",
         highlight=False,
     )
     reasons = reason_table(bundle, features, k=k)
@@ -455,7 +456,7 @@ def top_command(
     scores: Annotated[Path, typer.Option("--scores", help="Output of 'stageml score'.")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many buyers.")] = 10,
 ) -> None:
-    """The buyers most likely to move to a later stage soon, with their reasons."""
+    """Show the buyers most likely to move to a later stage soon, with their reasons."""
     from rich.table import Table
 
     from stageml.io import read_table
@@ -490,7 +491,7 @@ def pd_isna(value: Any) -> bool:
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar driven by (done, total) callbacks from long library calls."""
+    """Show a rich progress bar driven by (done, total) callbacks from long library calls."""
     from rich.progress import Progress
 
     with Progress(console=err_console, transient=True) as bar:

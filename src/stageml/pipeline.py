@@ -44,7 +44,8 @@ def ingest(params: Params, out: Path) -> None:
     source = Path(params.data.source)
     if not source.is_dir():
         raise ConfigError(
-            f"data.source: {source} is not a folder. Fix: 'simulate' or a folder holding a CRM export"
+            f"data.source: {source} is not a folder. "
+            "Fix: 'simulate' or a folder holding a CRM export"
         )
     out.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
@@ -54,7 +55,7 @@ def ingest(params: Params, out: Path) -> None:
 
 
 def validate(params: Params, data: Path, out: Path) -> Export:
-    """Validated tables as Parquet, the rejects and the row accounting."""
+    """Write the validated tables as Parquet, the rejects and the row accounting."""
     export = load_export(data, stages=params.stages, require_stage_history=True)
     out.mkdir(parents=True, exist_ok=True)
     for name in TABLES:

@@ -94,7 +94,7 @@ def training_figures(
     inflection_model: CalibratedLGBM,
     stages: Sequence[str],
 ) -> dict[str, Figure]:
-    """The standard figures of a training run, keyed by file stem."""
+    """Return the standard figures of a training run, keyed by file stem."""
     return {
         "confusion_matrix": confusion_figure(confusion, stages),
         "reliability": reliability_figure(reliability, "Inflection: raw vs calibrated"),

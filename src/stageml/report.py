@@ -20,19 +20,22 @@ from stageml.tables import CANDIDATES, HEADERS, ROWS, metric_key
 from stageml.train import TrainingResult
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;\
+margin:2rem auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
-th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right} th:first-child,td:first-child{text-align:left}
+th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right} \
+th:first-child,td:first-child{text-align:left}
 th{background:#f3f5f8} td.best{font-weight:700;background:#eaf4ea}
-figure{display:inline-block;margin:.5rem;vertical-align:top} figure img{max-width:520px;border:1px solid #eee}
+figure{display:inline-block;margin:.5rem;vertical-align:top} \
+figure img{max-width:520px;border:1px solid #eee}
 figcaption{font-size:.8rem;color:#555;text-align:center}
 """
 _LOWER_IS_BETTER = {"log_loss", "ece", "brier"}
 
 
 def figure_png(fig: Figure) -> str:
-    """A matplotlib figure as a base64 PNG string (the figure is closed)."""
+    """Encode a matplotlib figure as a base64 PNG string (the figure is closed)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -72,7 +75,7 @@ def _dict_html(payload: Mapping[str, Any]) -> str:
 def render_report(
     result: TrainingResult, figures: Mapping[str, Figure], *, title: str = "stageml model report"
 ) -> str:
-    """The HTML document: every figure in ``figures`` inlined, in the given order."""
+    """Render the HTML document: every figure in ``figures`` inlined, in the given order."""
     model = result.model
     params = model.params
     images = "".join(
@@ -93,10 +96,12 @@ def render_report(
         **{f"time {k}": f"{v:.1f}" for k, v in result.timings.items()},
     }
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>\
+<style>{_STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p class="sub">Stage model and {format_duration(params.labels.horizon)} inflection model; all figures on the test
+<p class="sub">Stage model and {format_duration(params.labels.horizon)} inflection model; \
+all figures on the test
 period, which is later in time than training and calibration.</p>
 <h2>Metrics vs baselines</h2>
 <p>Best value per metric in bold. "uncalibrated" is the same model before isotonic calibration.</p>

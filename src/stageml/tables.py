@@ -16,7 +16,10 @@ ROWS = {
 
 
 def metric_key(task: str, candidate: str, metric: str) -> str:
-    """Flat metric name as logged (``stage.macro_f1``, ``inflection.baseline_rule.can_advance.brier``)."""
+    """Return the flat metric name as logged.
+
+    For example ``stage.macro_f1`` or ``inflection.baseline_rule.can_advance.brier``.
+    """
     base, _, subset = task.partition(".")
     parts = [base] + ([] if candidate == "model" else [candidate]) + ([subset] if subset else [])
     return ".".join([*parts, metric])

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 
 import stageml
@@ -50,7 +51,7 @@ def resolve_tracking_uri(uri: str | None = None, project_dir: str | Path = ".") 
     return f"sqlite:///{Path(project_dir).resolve() / 'mlflow.db'}"
 
 
-class StageMLPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class StageMLPyfunc(PythonModel):
     """Raw interactions (+ buyer attribute columns) and an as-of instant in, scores out.
 
     The as-of instant comes from an ``as_of`` column (several values are allowed) or the
@@ -71,7 +72,7 @@ class StageMLPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 
 
 def predict_raw(model: StageModel, frame: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
-    """The pyfunc contract, usable without MLflow (Spark workers call this too)."""
+    """Apply the pyfunc contract, usable without MLflow (Spark workers call this too)."""
     interactions = frame[[c for c in INPUT_COLUMNS if c in frame.columns]].copy()
     stamps = pd.to_datetime(interactions["occurred_at"], utc=True)
     interactions["occurred_at"] = stamps.dt.tz_localize(None).astype("datetime64[us]")
@@ -132,8 +133,8 @@ def _flat_params(result: TrainingResult) -> dict[str, Any]:
     return flat
 
 
-def run_figures(result: TrainingResult, export: Export) -> dict[str, plt.Figure]:
-    """Standard training figures plus global SHAP views on a bounded sample of test rows."""
+def run_figures(result: TrainingResult, export: Export) -> dict[str, Figure]:
+    """Draw standard training figures plus global SHAP views on a bounded sample of test rows."""
     model = result.model
     figures = training_figures(
         result.confusion,
@@ -215,7 +216,7 @@ def _log_pyfunc(model: StageModel, export: Export, name: str) -> Any:
 
 
 def load_bundle(model_uri: str, tracking_uri: str) -> StageModel:
-    """The StageModel inside a registered pyfunc (``models:/stageml@champion`` etc.)."""
+    """Load the StageModel inside a registered pyfunc (``models:/stageml@champion`` etc.)."""
     with _tracking(tracking_uri):
         try:
             loaded = mlflow.pyfunc.load_model(model_uri)
@@ -229,7 +230,7 @@ def load_bundle(model_uri: str, tracking_uri: str) -> StageModel:
 
 
 def resolve_model(model_uri: str, tracking_uri: str) -> tuple[StageModel, str]:
-    """The bundle and its registry version ('' when the URI is not a registered model)."""
+    """Load the bundle and its registry version ('' when the URI is not a registered model)."""
     bundle = load_bundle(model_uri, tracking_uri)
     version = ""
     if model_uri.startswith("models:/"):
