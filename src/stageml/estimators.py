@@ -38,7 +38,7 @@ def free_threads() -> int:
     return max(1, int(cores or 1))
 
 
-class CalibratedLGBM(ClassifierMixin, BaseEstimator):
+class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """A LightGBM classifier (binary or multiclass) calibrated on later held-out data.
 
     Parameters
@@ -143,7 +143,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
             return None
         counts = np.bincount(y, minlength=self.n_classes).astype(float)
         per_class = len(y) / (self.n_classes * np.maximum(counts, 1.0))
-        return per_class[y]
+        return np.asarray(per_class[y])
 
     def fit(
         self, X: pd.DataFrame, y: np.ndarray, *, X_valid: pd.DataFrame, y_valid: np.ndarray

@@ -193,11 +193,11 @@ def score_spark(
         if owned:
             spark.stop()
         else:
-            for key, value in restore.items():
-                if value is None:
+            for key, before in restore.items():
+                if before is None:
                     spark.conf.unset(key)
                 else:
-                    spark.conf.set(key, value)
+                    spark.conf.set(key, before)
     return finish_run(
         parts,
         sources,
@@ -286,7 +286,8 @@ def _bucket_results(
         if bucket < 0:
             return pd.DataFrame({BUCKET: pd.Series([], dtype="int64"), "payload": []})
         frames = {name: _from_spark(frame, columns[name]) for name, frame in raw.items()}
-        threads = TaskContext.get().cpus()  # type: ignore[union-attr] - inside a task
+        context = TaskContext.get()  # always set inside a task
+        threads = context.cpus() if context is not None else 1
         result = _score_bucket(
             frames, _model(key, shared.value), bucket=bucket, threads=threads, **settings
         )
