@@ -103,35 +103,47 @@ def categorical_columns(vocabulary: Vocabulary, config: FeatureConfig) -> list[s
 def _sql_events(vocabulary: Vocabulary, last_k: int, partition: str) -> str:
     n_act = len(vocabulary.activities)
     n_chan = len(vocabulary.channels)
-    order = "occurred_at, act, chan, dir, activity"
     lags = "".join(f", lag(act, {k}) OVER w AS prev{k}" for k in range(1, last_k))
-    # Active "days" are 24-hour periods counted from the buyer's first interaction, not
-    # calendar days: that keeps every feature invariant to a shift of all timestamps.
+    prevs = "".join(f", s.prev{k}" for k in range(1, last_k))
+    since_first = "(epoch_us({t}) - epoch_us(first_value(occurred_at) OVER w)) // " + str(
+        _US_PER_DAY
+    )
+    # One sort (the buyer's event order, window w) does all the ordered work. Active "days"
+    # are 24-hour periods from the buyer's first interaction, not calendar days (so every
+    # feature is invariant to a shift of all timestamps); they only grow along w, so a new
+    # day is a change from the previous event's. First activities and channels are the
+    # smallest seq per group, found by hash aggregation: windows partitioned by those
+    # keys cost a sort each, twice the time of everything else here.
     return f"""
     CREATE OR REPLACE TEMP TABLE ev AS
-    WITH coded AS (
-        SELECT i.buyer_id, i.occurred_at, i.activity, i.channel,
-               coalesce(va.code, {n_act}) AS act,
-               coalesce(vc.code, {n_chan}) AS chan,
-               CASE lower(i.direction) WHEN 'inbound' THEN 0 WHEN 'outbound' THEN 1 END AS dir,
-               (epoch_us(i.occurred_at) - min(epoch_us(i.occurred_at)) OVER (PARTITION BY i.buyer_id))
-                   // {_US_PER_DAY} AS day
-        FROM src i
-        LEFT JOIN vocab_act va ON i.activity = va.name
-        LEFT JOIN vocab_chan vc ON i.channel = vc.name
-        WHERE {partition} AND i.occurred_at < (SELECT max(t) FROM lookup_points)
+    WITH s AS MATERIALIZED (
+        SELECT *, row_number() OVER w AS seq,
+               epoch_us(occurred_at) - epoch_us(lag(occurred_at) OVER w) AS gap_us,
+               coalesce({since_first.format(t="lag(occurred_at) OVER w")}
+                        <> {since_first.format(t="occurred_at")}, TRUE) AS new_day
+               {lags}
+        FROM (
+            SELECT i.buyer_id, i.occurred_at, i.activity, i.channel,
+                   coalesce(va.code, {n_act}) AS act,
+                   coalesce(vc.code, {n_chan}) AS chan,
+                   CASE lower(i.direction) WHEN 'inbound' THEN 0 WHEN 'outbound' THEN 1 END AS dir
+            FROM src i
+            LEFT JOIN vocab_act va ON i.activity = va.name
+            LEFT JOIN vocab_chan vc ON i.channel = vc.name
+            WHERE {partition} AND i.occurred_at < (SELECT max(t) FROM lookup_points)
+        )
+        WINDOW w AS (PARTITION BY buyer_id ORDER BY occurred_at, act, chan, dir, activity)
+    ),
+    first_act AS (SELECT buyer_id, activity, min(seq) AS seq FROM s GROUP BY ALL),
+    first_chan AS (
+        SELECT buyer_id, channel, min(seq) AS seq FROM s WHERE channel IS NOT NULL GROUP BY ALL
     )
-    SELECT buyer_id, occurred_at, act, chan, dir,
-           row_number() OVER w AS seq,
-           epoch_us(occurred_at) - epoch_us(lag(occurred_at) OVER w) AS gap_us,
-           row_number() OVER (PARTITION BY buyer_id, day ORDER BY {order}) = 1 AS new_day,
-           row_number() OVER (PARTITION BY buyer_id, activity ORDER BY {order}) = 1 AS new_act,
-           channel IS NOT NULL
-               AND row_number() OVER (PARTITION BY buyer_id, channel ORDER BY {order}) = 1
-               AS new_chan
-           {lags}
-    FROM coded
-    WINDOW w AS (PARTITION BY buyer_id ORDER BY {order})
+    SELECT s.buyer_id, s.occurred_at, s.act, s.chan, s.dir, s.seq, s.gap_us, s.new_day,
+           fa.seq IS NOT NULL AS new_act, fc.seq IS NOT NULL AS new_chan
+           {prevs}
+    FROM s
+    LEFT JOIN first_act fa ON fa.buyer_id = s.buyer_id AND fa.seq = s.seq
+    LEFT JOIN first_chan fc ON fc.buyer_id = s.buyer_id AND fc.seq = s.seq
     """
 
 
