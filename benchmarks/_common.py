@@ -59,6 +59,7 @@ def run_child(
     env = {**os.environ, **CHILD_ENV}
     command = [sys.executable, str(script), *args]
     polled = 0.0
+    cpu_before = _children_cpu_s()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env)
         deadline = time.monotonic() + timeout
@@ -79,16 +80,24 @@ def run_child(
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
+    # CPU seconds of the child and every descendant it reaped (worker processes): on a
+    # shared machine this does not grow when other jobs steal the cores, wall time does.
+    cpu = _children_cpu_s() - cpu_before
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             result: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
-            return {**result, "polled_peak_rss_mb": polled}
+            return {**result, "polled_peak_rss_mb": polled, "cpu_s": cpu}
     code = child.returncode
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
     if code == -signal.SIGKILL:
         how += " (out of memory?)"
     tail = " | ".join(stderr.strip().splitlines()[-3:])
     return {"error": f"{how}{': ' + tail if tail else ''}", "polled_peak_rss_mb": polled}
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _rss_mb(pid: int) -> float:

@@ -9,7 +9,9 @@ runs in a fresh child process; wall time covers the whole scoring call (read, va
 features, model, reasons, write). Peak RSS is the larger of the child's own high-water mark
 (``VmHWM``) and the RSS of the child and all its worker processes, summed and polled every
 0.1 s; for Spark the first is the driver plus the JVM and its Python workers, each at its
-own peak, summed (an upper bound: the peaks need not coincide).
+own peak, summed (an upper bound: the peaks need not coincide). CPU s is the user + system
+time of the child and of the worker processes it reaped (loky workers; not the Spark JVM),
+which, unlike wall time, does not grow when other jobs take the shared cores.
 
 Tables:
 
@@ -326,6 +328,7 @@ def tables(report: dict[str, Any]) -> str:
             "interactions",
             "reasons",
             "wall s",
+            "CPU s",
             "rows/s",
             "peak RSS MB",
             "partitions",
@@ -338,6 +341,7 @@ def tables(report: dict[str, Any]) -> str:
                 f"{r['interactions']:,}",
                 r["reasons"],
                 fmt(r.get("seconds"), ".1f"),
+                fmt(r.get("cpu_s"), ".0f"),
                 fmt(r.get("rows_per_s"), ",.0f"),
                 fmt(_peak(r), ",.0f"),
                 r.get("partitions", ""),
@@ -346,7 +350,7 @@ def tables(report: dict[str, Any]) -> str:
             ]
             for r in local
         ],
-        numeric=range(1, 8),
+        numeric=range(1, 9),
     )
     out = ["### Scoring engines\n", first]
     compare = report.get("compare")
