@@ -333,14 +333,10 @@ def _bucket_keys(spark: SparkSession, n: int) -> list[int]:
     keys: dict[int, int] = {}
     start = 0
     while len(keys) < n:  # each pass tries 8n integers; ~n ln n are needed in all
-        hits = (
-            spark.range(start, start + 8 * n)
-            .select("id", F.pmod(F.hash("id"), F.lit(n)).alias("part"))
-            .groupBy("part")
-            .agg(F.min("id").alias("id"))
-            .collect()
+        hashed = spark.range(start, start + 8 * n).select(
+            "id", F.pmod(F.hash("id"), F.lit(n)).alias("part")
         )
-        for row in hits:
+        for row in sorted(hashed.collect()):
             keys.setdefault(int(row["part"]), int(row["id"]))
         start += 8 * n
     return [keys[k] for k in range(n)]
