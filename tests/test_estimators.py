@@ -130,3 +130,28 @@ def test_linear_base_survives_pickling_and_needs_a_binary_model() -> None:
         CalibratedLGBM(n_classes=3, linear_columns=("act_a_all",), n_estimators=5).fit(
             X, y + (X["other"].to_numpy() > 1), X_valid=X, y_valid=y + (X["other"].to_numpy() > 1)
         )
+
+
+def test_recency_half_life_follows_the_latest_rows_and_needs_their_as_of() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, 4000)
+    recent = np.arange(4000) >= 3000
+    # The relationship flips: older rows say high x advances, the latest thousand the opposite.
+    y = ((x > 0) != recent).astype(int)
+    as_of = np.where(recent, np.datetime64("2024-03-01"), np.datetime64("2024-01-01"))
+    X = pd.DataFrame({"x": x})
+    Xv = pd.DataFrame({"x": rng.uniform(-1, 1, 500)})
+    yv = (Xv["x"] < 0).astype(int).to_numpy()
+
+    def auc_on_recent(half_life: pd.Timedelta | None) -> float:
+        model = CalibratedLGBM(
+            n_estimators=30, class_weight=None, calibration="none", recency_half_life=half_life
+        ).fit(X, y, X_valid=Xv, y_valid=yv, as_of=as_of)
+        return float(roc_auc_score(yv, model.predict_proba(Xv)[:, 1]))
+
+    assert auc_on_recent(pd.Timedelta(days=7)) > 0.95  # rows 60 days older weigh 0.5**8.6
+    assert auc_on_recent(None) < 0.5
+    with pytest.raises(ModelError, match="as-of instants"):
+        CalibratedLGBM(n_estimators=5, recency_half_life=pd.Timedelta(days=7)).fit(
+            X, y, X_valid=Xv, y_valid=yv
+        )
