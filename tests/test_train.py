@@ -119,15 +119,15 @@ def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export
     params = small_params()
     fit = params.train.inflection_fit
     assert (fit.rows, fit.refit, fit.calibration) == ("can_advance", True, "centered_isotonic")
-    assert (fit.class_weight, fit.recency_half_life) == (None, 1.0)
+    assert (fit.class_weight, fit.recency_half_life) == (None, None)
     result = train(export, params)
     model = result.model.inflection_model
     # Refitted on train + validation with exactly the early-stopped number of rounds.
     assert model.refit and model.booster_.current_iteration() == model.best_iteration_
     assert isinstance(model.calibrators_[0], CenteredIsotonic)
-    # Unweighted by class, weighted by recency (half-life one horizon), harder categorical
-    # regularisation; the stage model keeps balanced class weights and no recency weights.
-    assert model.class_weight is None and model.recency_half_life == params.labels.horizon
+    # Unweighted by class, harder categorical regularisation; the stage model keeps balanced
+    # class weights. Recency weights are an option, in horizons.
+    assert model.class_weight is None and model.recency_half_life is None
     lgb = model.lgb_params()
     assert (lgb["cat_smooth"], lgb["min_data_per_group"]) == (200, 500)
     stage = result.model.stage_model
@@ -141,7 +141,7 @@ def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export
                         refit=False,
                         calibration=None,
                         class_weight="balanced",
-                        recency_half_life=None,
+                        recency_half_life=0.5,
                     )
                 }
             )
@@ -149,7 +149,8 @@ def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export
     )
     legacy = train(export, old).model.inflection_model
     assert not legacy.refit and isinstance(legacy.calibrators_[0], IsotonicRegression)
-    assert legacy.class_weight == "balanced" and legacy.recency_half_life is None
+    assert legacy.class_weight == "balanced"
+    assert legacy.recency_half_life == 0.5 * params.labels.horizon
 
 
 def test_linear_base_option_boosts_from_a_logistic_on_activity_counts(export: Export) -> None:

@@ -137,10 +137,11 @@ class InflectionFitConfig(_Section):
     # instead of one that a reweighted booster's shifted scores inflate from the start.
     class_weight: Literal["balanced"] | None = None
     # Recency weighting: a training row counts 0.5 ** (age / (this × labels.horizon)), its
-    # age measured from the latest as-of instant of the rows being fitted. Advance rates
-    # drift between periods on real exports; the latest horizon's worth of rows weighs most.
-    # None: every row counts the same.
-    recency_half_life: float | None = Field(default=1.0, gt=0)
+    # age measured from the latest as-of instant of the rows being fitted, for exports whose
+    # advance rates drift between periods. None (default): every row counts the same; one
+    # horizon helped the drifting real exports' validation periods but cost the stationary
+    # simulated export's more (README, "Real exports").
+    recency_half_life: float | None = Field(default=None, gt=0)
 
 
 class TrainConfig(_Section):
