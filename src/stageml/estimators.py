@@ -162,7 +162,10 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):
             weights = (len(y) / (self.n_classes * np.maximum(counts, 1.0)))[y]
         if self.recency_half_life is not None:
             if as_of is None:
-                raise ModelError("recency_half_life needs the rows' as-of instants (fit's as_of)")
+                raise ModelError(
+                    "recency_half_life is set but fit() got no as-of instants for its rows. "
+                    "Fix: pass as_of (and as_of_valid when refit=True)"
+                )
             stamps = pd.to_datetime(np.asarray(as_of))
             age = (stamps.max() - stamps) / pd.Timedelta(self.recency_half_life)
             recency = np.power(0.5, np.asarray(age, dtype=float))
