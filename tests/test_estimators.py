@@ -147,3 +147,28 @@ def test_blocked_prediction_equals_lightgbm_in_one_pass(n_classes: int) -> None:
         lightgbm = np.column_stack([1 - lightgbm, lightgbm])
     np.testing.assert_allclose(model.predict_proba_raw(rows), lightgbm, atol=1e-12, rtol=0)
     np.testing.assert_allclose(model.predict_proba_raw(rows, threads=2), lightgbm, atol=1e-12)
+
+
+def test_recency_half_life_follows_the_latest_rows_and_needs_their_as_of() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, 4000)
+    recent = np.arange(4000) >= 3000
+    # The relationship flips: older rows say high x advances, the latest thousand the opposite.
+    y = ((x > 0) != recent).astype(int)
+    as_of = np.where(recent, np.datetime64("2024-03-01"), np.datetime64("2024-01-01"))
+    X = pd.DataFrame({"x": x})
+    Xv = pd.DataFrame({"x": rng.uniform(-1, 1, 500)})
+    yv = (Xv["x"] < 0).astype(int).to_numpy()
+
+    def auc_on_recent(half_life: pd.Timedelta | None) -> float:
+        model = CalibratedLGBM(
+            n_estimators=30, class_weight=None, calibration="none", recency_half_life=half_life
+        ).fit(X, y, X_valid=Xv, y_valid=yv, as_of=as_of)
+        return float(roc_auc_score(yv, model.predict_proba(Xv)[:, 1]))
+
+    assert auc_on_recent(pd.Timedelta(days=7)) > 0.95  # rows 60 days older weigh 0.5**8.6
+    assert auc_on_recent(None) < 0.5
+    with pytest.raises(ModelError, match="as-of instants"):
+        CalibratedLGBM(n_estimators=5, recency_half_life=pd.Timedelta(days=7)).fit(
+            X, y, X_valid=Xv, y_valid=yv
+        )

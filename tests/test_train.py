@@ -33,11 +33,14 @@ def test_inflection_model_beats_chance_by_a_margin(trained: TrainingResult) -> N
     assert trained.metrics["inflection.can_advance.roc_auc"] > 0.75
 
 
-def test_calibration_reduces_error_on_the_test_period(trained: TrainingResult) -> None:
+def test_calibration_keeps_error_low_on_the_test_period(trained: TrainingResult) -> None:
     m = trained.metrics
-    assert m["inflection.ece"] < m["inflection.model_raw.ece"]
-    assert m["inflection.brier"] <= m["inflection.model_raw.brier"]
+    # The class-weighted stage model needs its calibration map.
     assert m["stage.ece"] < m["stage.model_raw.ece"]
+    # The inflection model is trained unweighted, so its raw scores are already close to
+    # calibrated here (measured ECE 0.003 raw, 0.006 calibrated); the map must not cost much.
+    assert m["inflection.ece"] < 0.015
+    assert m["inflection.brier"] <= m["inflection.model_raw.brier"] * 1.01
 
 
 def test_split_is_in_time_order_and_purged(trained: TrainingResult) -> None:
@@ -127,21 +130,38 @@ def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export
     params = small_params()
     fit = params.train.inflection_fit
     assert (fit.rows, fit.refit, fit.calibration) == ("can_advance", True, "centered_isotonic")
-    model = train(export, params).model.inflection_model
+    assert (fit.class_weight, fit.recency_half_life) == (None, None)
+    result = train(export, params)
+    model = result.model.inflection_model
     # Refitted on train + validation with exactly the early-stopped number of rounds.
     assert model.refit and model.booster_.current_iteration() == model.best_iteration_
     assert isinstance(model.calibrators_[0], CenteredIsotonic)
+    # Unweighted by class, harder categorical regularisation; the stage model keeps balanced
+    # class weights. Recency weights are an option, in horizons.
+    assert model.class_weight is None and model.recency_half_life is None
+    lgb = model.lgb_params()
+    assert (lgb["cat_smooth"], lgb["min_data_per_group"]) == (200, 500)
+    stage = result.model.stage_model
+    assert stage.class_weight == "balanced" and stage.recency_half_life is None
     old = params.model_copy(
         update={
             "train": params.train.model_copy(
                 update={
-                    "inflection_fit": InflectionFitConfig(rows="all", refit=False, calibration=None)
+                    "inflection_fit": InflectionFitConfig(
+                        rows="all",
+                        refit=False,
+                        calibration=None,
+                        class_weight="balanced",
+                        recency_half_life=0.5,
+                    )
                 }
             )
         }
     )
     legacy = train(export, old).model.inflection_model
     assert not legacy.refit and isinstance(legacy.calibrators_[0], IsotonicRegression)
+    assert legacy.class_weight == "balanced"
+    assert legacy.recency_half_life == 0.5 * params.labels.horizon
 
 
 def test_linear_base_option_boosts_from_a_logistic_on_activity_counts(export: Export) -> None:

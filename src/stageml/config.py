@@ -104,6 +104,12 @@ class BoosterConfig(_Section):
     bagging_fraction: float = Field(default=0.8, gt=0, le=1)
     lambda_l2: float = Field(default=1.0, ge=0)
     early_stopping_rounds: int = Field(default=30, ge=1)
+    # Categorical splits (LightGBM's own defaults here). Many-level attributes such as a
+    # sales agent or a landing page otherwise get splits fitted to a few buyers each.
+    cat_smooth: float = Field(default=10.0, ge=0)
+    cat_l2: float = Field(default=10.0, ge=0)
+    min_data_per_group: int = Field(default=100, ge=1)
+    max_cat_threshold: int = Field(default=32, ge=1)
 
 
 class InflectionFitConfig(_Section):
@@ -126,6 +132,16 @@ class InflectionFitConfig(_Section):
     # boosts the trees from its log-odds, so they learn only what it misses; reason codes
     # add its exact SHAP values to the trees'. "none": trees only.
     linear_base: Literal["none", "activity_counts"] = "none"
+    # Class weighting of the inflection booster, apart from train.class_weight (the stage
+    # model's). None: unweighted, so early stopping reads an honest validation log-loss
+    # instead of one that a reweighted booster's shifted scores inflate from the start.
+    class_weight: Literal["balanced"] | None = None
+    # Recency weighting: a training row counts 0.5 ** (age / (this × labels.horizon)), its
+    # age measured from the latest as-of instant of the rows being fitted, for exports whose
+    # advance rates drift between periods. None (default): every row counts the same; one
+    # horizon helped the drifting real exports' validation periods but cost the stationary
+    # simulated export's more (README, "Real exports").
+    recency_half_life: float | None = Field(default=None, gt=0)
 
 
 class TrainConfig(_Section):
@@ -134,13 +150,23 @@ class TrainConfig(_Section):
     # Shares of the snapshot as-of instants, in time order: train | validation | test.
     valid_fraction: float = Field(default=0.2, gt=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    # The stage model's (and the inflection model's calibration default); the inflection
+    # model's class weighting is inflection_fit.class_weight.
     class_weight: Literal["balanced"] | None = "balanced"
     calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
     stage: BoosterConfig = Field(default_factory=BoosterConfig)
     # The inflection model is as accurate with 7 leaves of depth 3 and costs a fifth as
-    # much to explain (README, "Explanations": capacity table).
+    # much to explain (README, "Explanations": capacity table); its categorical splits are
+    # regularised harder (README, "Real exports": chosen on the validation period).
     inflection: BoosterConfig = Field(
-        default_factory=lambda: BoosterConfig(num_leaves=7, max_depth=3)
+        default_factory=lambda: BoosterConfig(
+            num_leaves=7,
+            max_depth=3,
+            cat_smooth=200.0,
+            cat_l2=100.0,
+            min_data_per_group=500,
+            max_cat_threshold=8,
+        )
     )
     inflection_fit: InflectionFitConfig = Field(default_factory=InflectionFitConfig)
 

@@ -46,14 +46,19 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     n_classes
         2 for binary, otherwise the number of ordered classes (labels are 0..n-1).
     num_leaves, max_depth, learning_rate, n_estimators, min_child_samples,
-    feature_fraction, bagging_fraction, lambda_l2
-        LightGBM capacity and regularisation.
+    feature_fraction, bagging_fraction, lambda_l2, cat_smooth, cat_l2, min_data_per_group,
+    max_cat_threshold
+        LightGBM capacity and regularisation (the last four for categorical splits).
     early_stopping_rounds
         Rounds without improvement on the validation period before stopping.
     class_weight
         ``"balanced"`` weights classes inversely to their frequency so that rare stages
         shape the trees; calibration on unweighted held-out data then restores honest
         probabilities. ``None`` trains unweighted.
+    recency_half_life
+        Weight each training row by ``0.5 ** (age / recency_half_life)``, its age counted
+        from the latest as-of instant among the rows being fitted (``fit``'s ``as_of``), so
+        that the most recent behaviour weighs most when rates drift. ``None``: no weighting.
     calibration
         ``"isotonic"``, ``"centered_isotonic"`` (isotonic step centres joined linearly, so
         the map is strictly increasing between them and keeps the booster's ranking),
@@ -91,7 +96,12 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         bagging_fraction: float = 0.8,
         lambda_l2: float = 1.0,
         early_stopping_rounds: int = 30,
+        cat_smooth: float = 10.0,
+        cat_l2: float = 10.0,
+        min_data_per_group: int = 100,
+        max_cat_threshold: int = 32,
         class_weight: Literal["balanced"] | None = "balanced",
+        recency_half_life: pd.Timedelta | None = None,
         calibration: Calibration = "isotonic",
         refit: bool = False,
         linear_columns: tuple[str, ...] | None = None,
@@ -109,7 +119,12 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.bagging_fraction = bagging_fraction
         self.lambda_l2 = lambda_l2
         self.early_stopping_rounds = early_stopping_rounds
+        self.cat_smooth = cat_smooth
+        self.cat_l2 = cat_l2
+        self.min_data_per_group = min_data_per_group
+        self.max_cat_threshold = max_cat_threshold
         self.class_weight = class_weight
+        self.recency_half_life = recency_half_life
         self.calibration = calibration
         self.refit = refit
         self.linear_columns = linear_columns
@@ -131,6 +146,10 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             "bagging_fraction": self.bagging_fraction,
             "bagging_freq": 1,
             "lambda_l2": self.lambda_l2,
+            "cat_smooth": self.cat_smooth,
+            "cat_l2": self.cat_l2,
+            "min_data_per_group": self.min_data_per_group,
+            "max_cat_threshold": self.max_cat_threshold,
             "seed": self.random_state,
             "deterministic": True,
             "force_row_wise": True,
@@ -138,26 +157,47 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             "verbosity": -1,
         }
 
-    def _weights(self, y: np.ndarray) -> np.ndarray | None:
-        if self.class_weight is None:
-            return None
-        counts = np.bincount(y, minlength=self.n_classes).astype(float)
-        per_class = len(y) / (self.n_classes * np.maximum(counts, 1.0))
-        return np.asarray(per_class[y])
+    def _weights(self, y: np.ndarray, as_of: np.ndarray | None = None) -> np.ndarray | None:
+        weights = None
+        if self.class_weight is not None:
+            counts = np.bincount(y, minlength=self.n_classes).astype(float)
+            weights = np.asarray((len(y) / (self.n_classes * np.maximum(counts, 1.0)))[y])
+        if self.recency_half_life is not None:
+            if as_of is None:
+                raise ModelError(
+                    "recency_half_life is set but fit() got no as-of instants for its rows. "
+                    "Fix: pass as_of (and as_of_valid when refit=True)"
+                )
+            stamps = pd.to_datetime(np.asarray(as_of))
+            age = (stamps.max() - stamps) / pd.Timedelta(self.recency_half_life)
+            recency = np.power(0.5, np.asarray(age, dtype=float))
+            weights = recency if weights is None else weights * recency
+        return weights
 
     def fit(
-        self, X: pd.DataFrame, y: np.ndarray, *, X_valid: pd.DataFrame, y_valid: np.ndarray
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        *,
+        X_valid: pd.DataFrame,
+        y_valid: np.ndarray,
+        as_of: np.ndarray | None = None,
+        as_of_valid: np.ndarray | None = None,
     ) -> CalibratedLGBM:
-        """Train on (X, y), stop early and calibrate on the later (X_valid, y_valid)."""
+        """Train on (X, y), stop early and calibrate on the later (X_valid, y_valid).
+
+        ``as_of`` and ``as_of_valid`` are the rows' as-of instants, needed (only) for
+        ``recency_half_life``; validation rows are never weighted.
+        """
         y = np.asarray(y, dtype=int)
         y_valid = np.asarray(y_valid, dtype=int)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.categories_ = {
             c: X[c].cat.categories for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)
         }
-        self.linear_ = self._fit_linear(X, y)
+        self.linear_ = self._fit_linear(X, y, as_of)
         train = lgb.Dataset(
-            X, label=y, weight=self._weights(y), init_score=self._init(X), free_raw_data=True
+            X, label=y, weight=self._weights(y, as_of), init_score=self._init(X), free_raw_data=True
         )
         valid = lgb.Dataset(X_valid, label=y_valid, init_score=self._init(X_valid), reference=train)
         self.booster_ = lgb.train(
@@ -173,11 +213,16 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         if self.refit:
             X_all = pd.concat([X, X_valid])
             y_all = np.concatenate([y, y_valid])
-            self.linear_ = self._fit_linear(X_all, y_all)
+            as_of_all = (
+                None
+                if as_of is None or as_of_valid is None
+                else np.concatenate([as_of, as_of_valid])
+            )
+            self.linear_ = self._fit_linear(X_all, y_all, as_of_all)
             both = lgb.Dataset(
                 X_all,
                 label=y_all,
-                weight=self._weights(y_all),
+                weight=self._weights(y_all, as_of_all),
                 init_score=self._init(X_all),
                 free_raw_data=True,
             )
@@ -185,13 +230,15 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             self.booster_ = lgb.train(self.lgb_params(), both, num_boost_round=self.best_iteration_)
         return self
 
-    def _fit_linear(self, X: pd.DataFrame, y: np.ndarray) -> LinearBase | None:
+    def _fit_linear(
+        self, X: pd.DataFrame, y: np.ndarray, as_of: np.ndarray | None
+    ) -> LinearBase | None:
         if not self.linear_columns:
             return None
         if self.n_classes != 2:
             raise ModelError("a linear base margin is only supported for a binary model")
         return LinearBase(self.linear_columns, c=self.linear_c).fit(
-            X, y, sample_weight=self._weights(y)
+            X, y, sample_weight=self._weights(y, as_of)
         )
 
     def _init(self, X: pd.DataFrame) -> np.ndarray | None:

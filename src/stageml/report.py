@@ -90,7 +90,10 @@ def render_report(
         if params.labels.label_delay
         else "0",
         "calibration": params.train.calibration,
-        "class weight": str(params.train.class_weight),
+        "class weight (stage / inflection)": (
+            f"{params.train.class_weight} / {params.train.inflection_fit.class_weight}"
+        ),
+        "recency half-life (horizons)": str(params.train.inflection_fit.recency_half_life),
         "features": len(model.feature_names),
         **result.split.describe(),
         **{f"time {k}": f"{v:.1f}" for k, v in result.timings.items()},

@@ -126,7 +126,7 @@ def _flat_params(result: TrainingResult) -> dict[str, Any]:
         "calibration": params.train.calibration,
         "n_features": len(result.model.feature_names),
     }
-    for task in ("stage", "inflection"):
+    for task in ("stage", "inflection", "inflection_fit"):
         for key, value in getattr(params.train, task).model_dump().items():
             flat[f"{task}.{key}"] = value
     flat.update({f"split.{k}": v for k, v in result.split.describe().items()})

@@ -20,7 +20,7 @@ from stageml.baselines import LastActivityRule, MajorityBaseline, fit_quietly, l
 from stageml.config import BoosterConfig, Params
 from stageml.drift import fit_reference
 from stageml.errors import StageMLError
-from stageml.estimators import CalibratedLGBM
+from stageml.estimators import CalibratedLGBM, Calibration
 from stageml.features import feature_columns
 from stageml.labels import coincidence_rate
 from stageml.metrics import (
@@ -93,15 +93,21 @@ def time_split(instants: list[pd.Timestamp], params: Params) -> TimeSplit:
 def _booster(
     config: BoosterConfig, params: Params, n_classes: int, task: str, columns: list[str]
 ) -> CalibratedLGBM:
-    calibration, refit, linear = params.train.calibration, False, None
+    calibration: Calibration = params.train.calibration
+    refit, linear, class_weight, half_life = False, None, params.train.class_weight, None
     if task == "inflection":
-        calibration = params.train.inflection_fit.calibration or calibration
-        refit = params.train.inflection_fit.refit
-        linear = linear_columns(params.train.inflection_fit.linear_base, columns)
+        own = params.train.inflection_fit
+        calibration = own.calibration or calibration
+        refit = own.refit
+        linear = linear_columns(own.linear_base, columns)
+        class_weight = own.class_weight
+        if own.recency_half_life is not None:
+            half_life = own.recency_half_life * params.labels.horizon
     return CalibratedLGBM(
         n_classes=n_classes,
         **config.model_dump(),
-        class_weight=params.train.class_weight,
+        class_weight=class_weight,
+        recency_half_life=half_life,
         calibration=calibration,
         refit=refit,
         linear_columns=linear,
@@ -242,7 +248,12 @@ def fit(
                 "or a single class. Fix: use a larger export or check stage_history"
             )
         model = _booster(config, params, n_classes, task, columns).fit(
-            Xm, ym, X_valid=Xmv, y_valid=ymv
+            Xm,
+            ym,
+            X_valid=Xmv,
+            y_valid=ymv,
+            as_of=snaps.loc[Xm.index, "as_of"].to_numpy(),
+            as_of_valid=snaps.loc[Xmv.index, "as_of"].to_numpy(),
         )
         fitted[task] = model
         raw = model.predict_proba_raw(Xt)
