@@ -46,10 +46,12 @@ def reference_features(
             row: dict[str, object] = {"buyer_id": buyer, "as_of": t}
             first, last = past["occurred_at"].min(), past["occurred_at"].max()
 
-            def in_window(w: pd.Timedelta | None, frame: pd.DataFrame = past) -> pd.DataFrame:
+            def in_window(
+                w: pd.Timedelta | None, frame: pd.DataFrame = past, t: pd.Timestamp = t
+            ) -> pd.DataFrame:
                 return frame if w is None else frame[frame["occurred_at"] >= t - w]
 
-            def first_day_flags(frame: pd.DataFrame) -> pd.Series:
+            def first_day_flags(frame: pd.DataFrame, hist: pd.DataFrame = hist) -> pd.Series:
                 idx = (frame["occurred_at"] - hist["occurred_at"].min()) // DAY
                 return ~idx.duplicated()
 

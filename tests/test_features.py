@@ -183,7 +183,8 @@ def test_buyer_appears_only_with_history_before_as_of() -> None:
     data = to_frame([(0, 100, "visit", "web", "inbound"), (1, 5 * 86400, "demo", "web", "inbound")])
     got = fast(data, [BASE + pd.Timedelta(seconds=100), BASE + pd.Timedelta(days=1)], FIXED_VOCAB)
     # b0's only event is AT the first as-of (excluded); b1 starts after both instants.
-    assert list(zip(got["buyer_id"], got["as_of"])) == [("b0", BASE + pd.Timedelta(days=1))]
+    pairs = list(zip(got["buyer_id"], got["as_of"], strict=True))
+    assert pairs == [("b0", BASE + pd.Timedelta(days=1))]
 
 
 def test_unseen_activity_goes_to_other_with_warning() -> None:
