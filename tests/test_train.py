@@ -122,8 +122,10 @@ def test_backtest_inflection_metrics_are_the_products_scores(trained: TrainingRe
     assert np.isclose(roc_auc_score(y, score), trained.metrics["inflection.model_raw.roc_auc"])
     by_score = np.argsort(score, kind="stable")
     assert np.all(np.diff(p[by_score]) >= -1e-12)
-    top = p == p.max()
-    assert top.sum() > 1 and len(np.unique(score[top])) > 1
+    # Calibration is flat beyond its outermost step centres: buyers tie there.
+    values, counts = np.unique(p[p > 0], return_counts=True)
+    tied = values[counts > 1]
+    assert len(tied) and any(len(np.unique(score[p == v])) > 1 for v in tied)
 
 
 def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export) -> None:
