@@ -183,23 +183,21 @@ def test_each_bucket_gets_its_own_task(spark: object) -> None:
     # 0..n-1 buckets would share tasks (and be scored one after the other).
     from pyspark import TaskContext
 
-    from stageml.spark_engine import BUCKET, _bucket_keys
+    from stageml.spark_engine import BUCKET, _bucket_keys, job_settings
 
     n = 7
     keys = _bucket_keys(spark, n)  # type: ignore[arg-type]
     rows = pd.DataFrame({BUCKET: [k for k in keys for _ in range(3)]})
     frame = spark.createDataFrame(rows)  # type: ignore[attr-defined]
-    spark.conf.set("spark.sql.shuffle.partitions", str(n))  # type: ignore[attr-defined]
-    spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")  # type: ignore[attr-defined]
 
     def where(group: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(
             {BUCKET: [group[BUCKET].iloc[0]], "task": [TaskContext.get().partitionId()]}
         )  # type: ignore[union-attr]
 
-    placed = frame.groupBy(BUCKET).applyInPandas(where, f"{BUCKET} long, task int").toPandas()
+    with job_settings(spark, n):  # type: ignore[arg-type]
+        placed = frame.groupBy(BUCKET).applyInPandas(where, f"{BUCKET} long, task int").toPandas()
     assert sorted(placed["task"]) == list(range(n))
     assert dict(zip(placed[BUCKET], placed["task"], strict=True)) == {
         k: i for i, k in enumerate(keys)
     }
-    spark.conf.unset("spark.sql.adaptive.coalescePartitions.enabled")  # type: ignore[attr-defined]

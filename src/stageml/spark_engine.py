@@ -34,6 +34,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,7 +153,6 @@ def score_spark(
 
     owned = _active() is None
     spark = spark_session(master)
-    restore = {key: spark.conf.get(key, None) for key in (*_JOB_SETTINGS, _SHUFFLE)}
     try:
         tables = {name: _read_numbered(spark, path) for name, path in sources.items()}
         total = tables["interactions"][1]
@@ -160,44 +160,37 @@ def score_spark(
             spark.sparkContext.defaultParallelism,
             math.ceil(total / model.params.features.partition_rows),
         )
-        for key, value in {**_JOB_SETTINGS, _SHUFFLE: str(n)}.items():
-            spark.conf.set(key, value)
-        payloads = _bucket_results(
-            spark,
-            {name: frame for name, (frame, _) in tables.items()},
-            n,
-            model,
-            instant,
-            sources={k: str(v) for k, v in sources.items()},
-            reasons=reasons,
-            sample_rows=max(1, _DRIFT_SAMPLE_ROWS // n),
-        )
-        parts: list[PartitionResult] = []
-        writer_state: dict[str, Any] = {}
-        with atomic_path(out_path) as tmp:
-            for result in payloads:
-                scores = result.scores
-                if prev is not None:
-                    ids = pd.Index(scores["buyer_id"], dtype="string", name="buyer_id")
-                    mine = prev.reindex(ids).dropna(subset=["stage"]).reset_index()
-                    scores = add_trends(
-                        scores, mine, model.stages, model.params.scoring.trend_threshold
-                    )
-                scores["model_uri"] = model_uri
-                scores["model_version"] = str(model_version)
-                _append(tmp, out_path.suffix, scores, writer_state)
-                result.scores = scores.head(0)
-                parts.append(result)
-            _close(writer_state, tmp, out_path.suffix)
+        with job_settings(spark, n):
+            payloads = _bucket_results(
+                spark,
+                {name: frame for name, (frame, _) in tables.items()},
+                n,
+                model,
+                instant,
+                sources={k: str(v) for k, v in sources.items()},
+                reasons=reasons,
+                sample_rows=max(1, _DRIFT_SAMPLE_ROWS // n),
+            )
+            parts: list[PartitionResult] = []
+            writer_state: dict[str, Any] = {}
+            with atomic_path(out_path) as tmp:
+                for result in payloads:
+                    scores = result.scores
+                    if prev is not None:
+                        ids = pd.Index(scores["buyer_id"], dtype="string", name="buyer_id")
+                        mine = prev.reindex(ids).dropna(subset=["stage"]).reset_index()
+                        scores = add_trends(
+                            scores, mine, model.stages, model.params.scoring.trend_threshold
+                        )
+                    scores["model_uri"] = model_uri
+                    scores["model_version"] = str(model_version)
+                    _append(tmp, out_path.suffix, scores, writer_state)
+                    result.scores = scores.head(0)
+                    parts.append(result)
+                _close(writer_state, tmp, out_path.suffix)
     finally:
         if owned:
             spark.stop()
-        else:
-            for key, before in restore.items():
-                if before is None:
-                    spark.conf.unset(key)
-                else:
-                    spark.conf.set(key, before)
     return finish_run(
         parts,
         sources,
@@ -210,6 +203,26 @@ def score_spark(
         out_path,
         engine="spark",
     )
+
+
+@contextmanager
+def job_settings(spark: SparkSession, n: int) -> Iterator[None]:
+    """Run the scoring job with ``n`` shuffle partitions and no coalescing of them.
+
+    The session's own values come back afterwards (an active session is the caller's).
+    """
+    settings = {**_JOB_SETTINGS, _SHUFFLE: str(n)}
+    before = {key: spark.conf.get(key, None) for key in settings}
+    try:
+        for key, value in settings.items():
+            spark.conf.set(key, value)
+        yield
+    finally:
+        for key, old in before.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)
 
 
 def _active() -> SparkSession | None:
