@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +13,9 @@ from sklearn.metrics import roc_auc_score
 from conftest import small_params
 from stageml.config import InflectionFitConfig, Params
 from stageml.errors import StageMLError
-from stageml.estimators import CenteredIsotonic
+from stageml.estimators import CalibratedLGBM, CenteredIsotonic
 from stageml.explain import contributions, reason_table
-from stageml.train import TrainingResult, time_split, train
+from stageml.train import TrainingResult, elapsed_columns, time_split, train
 from stageml.validate import Export
 
 pytestmark = pytest.mark.slow
@@ -132,7 +134,7 @@ def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export
     params = small_params()
     fit = params.train.inflection_fit
     assert (fit.rows, fit.refit, fit.calibration) == ("can_advance", True, "centered_isotonic")
-    assert (fit.class_weight, fit.recency_half_life) == (None, None)
+    assert (fit.class_weight, fit.recency_half_life, fit.cooling) == (None, None, True)
     result = train(export, params)
     model = result.model.inflection_model
     # Refitted on train + validation with exactly the early-stopped number of rounds.
@@ -155,15 +157,38 @@ def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export
                         calibration=None,
                         class_weight="balanced",
                         recency_half_life=0.5,
+                        cooling=False,
                     )
                 }
             )
         }
     )
-    legacy = train(export, old).model.inflection_model
+    legacy_run = train(export, old)
+    legacy = legacy_run.model.inflection_model
     assert not legacy.refit and isinstance(legacy.calibrators_[0], IsotonicRegression)
     assert legacy.class_weight == "balanced"
     assert legacy.recency_half_life == 0.5 * params.labels.horizon
+    # Unconstrained, time passing without activity raises some buyers' score.
+    before, after = _margins_as_time_passes(legacy, legacy_run.test_frame)
+    assert (after > before + 1e-9).any()
+
+
+def test_cooling_time_without_activity_never_raises_the_inflection_score(
+    trained: TrainingResult,
+) -> None:
+    model = trained.model.inflection_model
+    assert set(model.decreasing_columns or ()) >= {"days_since_last", "gap_max_days"}
+    before, after = _margins_as_time_passes(model, trained.test_frame)
+    assert (after <= before + 1e-9).all() and (after < before - 1e-6).any()
+
+
+def _margins_as_time_passes(model: CalibratedLGBM, frame: pd.DataFrame) -> tuple[Any, Any]:
+    """Raw margins before and after 30 more days on every elapsed-time feature."""
+    X = frame[list(model.feature_names_in_)]
+    later = X.copy()
+    for column in elapsed_columns(list(X.columns)):
+        later[column] = later[column] + 30.0
+    return model.raw_margin(X)[:, 0], model.raw_margin(later)[:, 0]
 
 
 def test_linear_base_option_boosts_from_a_logistic_on_activity_counts(export: Export) -> None:

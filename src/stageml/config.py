@@ -142,6 +142,10 @@ class InflectionFitConfig(_Section):
     # horizon helped the drifting real exports' validation periods but cost the stationary
     # simulated export's more (README, "Real exports").
     recency_half_life: float | None = Field(default=None, gt=0)
+    # Cooling: the likelihood can only fall as time passes without the buyer acting (every
+    # days_since_* and gap_* feature is a decreasing monotone constraint). Chosen on the
+    # validation periods like the rest (README, "Real exports"); false: unconstrained.
+    cooling: bool = True
 
 
 class TrainConfig(_Section):

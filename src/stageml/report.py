@@ -94,6 +94,9 @@ def render_report(
             f"{params.train.class_weight} / {params.train.inflection_fit.class_weight}"
         ),
         "recency half-life (horizons)": str(params.train.inflection_fit.recency_half_life),
+        "cooling (elapsed time only lowers the likelihood)": str(
+            params.train.inflection_fit.cooling
+        ),
         "features": len(model.feature_names),
         **result.split.describe(),
         **{f"time {k}": f"{v:.1f}" for k, v in result.timings.items()},

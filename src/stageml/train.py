@@ -95,11 +95,13 @@ def _booster(
 ) -> CalibratedLGBM:
     calibration: Calibration = params.train.calibration
     refit, linear, class_weight, half_life = False, None, params.train.class_weight, None
+    decreasing = None
     if task == "inflection":
         own = params.train.inflection_fit
         calibration = own.calibration or calibration
         refit = own.refit
         linear = linear_columns(own.linear_base, columns)
+        decreasing = elapsed_columns(columns) if own.cooling else None
         class_weight = own.class_weight
         if own.recency_half_life is not None:
             half_life = own.recency_half_life * params.labels.horizon
@@ -111,6 +113,7 @@ def _booster(
         calibration=calibration,
         refit=refit,
         linear_columns=linear,
+        decreasing_columns=decreasing,
         random_state=params.seed,
     )
 
@@ -122,6 +125,11 @@ def linear_columns(rule: str, columns: list[str]) -> tuple[str, ...] | None:
     if rule == "activity_counts":
         return tuple(c for c in columns if c.startswith("act_"))
     raise StageMLError(f"unknown linear_base {rule!r}")
+
+
+def elapsed_columns(columns: list[str]) -> tuple[str, ...]:
+    """Return the time-elapsed features: days since an activity, gaps between activities."""
+    return tuple(c for c in columns if c.startswith(("days_since_", "gap_")))
 
 
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
