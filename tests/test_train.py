@@ -15,7 +15,13 @@ from stageml.config import InflectionFitConfig, Params
 from stageml.errors import StageMLError
 from stageml.estimators import CalibratedLGBM, CenteredIsotonic
 from stageml.explain import contributions, reason_table
-from stageml.train import TrainingResult, elapsed_columns, time_split, train
+from stageml.train import (
+    TrainingResult,
+    advance_rate_note,
+    elapsed_columns,
+    time_split,
+    train,
+)
 from stageml.validate import Export
 
 pytestmark = pytest.mark.slow
@@ -209,3 +215,20 @@ def test_linear_base_option_boosts_from_a_logistic_on_activity_counts(export: Ex
     np.testing.assert_allclose(total, model.raw_margin(rows), atol=1e-9, rtol=0)
     reasons = reason_table(result.model, rows, k=3, workers=1)
     assert set(reasons["model"]) == {"stage", "inflection"}
+
+
+def test_advance_rate_by_period_is_what_the_inflection_backtest_reads(
+    trained: TrainingResult,
+) -> None:
+    rates = trained.data_description["advance_rate_by_period"]
+    assert list(rates) == ["train", "valid", "test"]
+    assert rates["test"] == pytest.approx(trained.metrics["inflection.can_advance.positive_rate"])
+    # The simulated export's rate falls as its buyers age (0.23 / 0.15 / 0.09 here).
+    assert rates["train"] > rates["valid"] > rates["test"] > 0
+
+
+def test_advance_rate_note_only_when_the_rate_moves() -> None:
+    steady = {"advance_rate_by_period": {"train": 0.20, "valid": 0.19, "test": 0.21}}
+    assert advance_rate_note(steady) is None and advance_rate_note({}) is None
+    note = advance_rate_note({"advance_rate_by_period": {"train": 0.304, "valid": 0.168}})
+    assert note and "train 30.4% / valid 16.8%" in note and "recency_half_life" in note

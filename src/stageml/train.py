@@ -348,8 +348,40 @@ def describe_data(
         "stage_balance": {k: int(v) for k, v in stage_counts.items()},
         "inflection_positive_rate": float(snaps["inflection"].dropna().astype(float).mean()),
         "inflection_censored_or_unlabeled_share": float(snaps["inflection"].isna().mean()),
+        # The inflection model's own question per period; a moving rate is what calibration
+        # on the validation period cannot follow (see advance_rate_note).
+        "advance_rate_by_period": _advance_rates(snaps, period),
         # Near 1: the CRM writes stage changes from the interaction log itself, so the
         # current stage is readable from history; the real question is the inflection.
         "stage_change_coincidence_rate": coincidence_rate(export),
     }
     return described
+
+
+def _advance_rates(snaps: pd.DataFrame, period: pd.Series) -> dict[str, float]:
+    labelled = snaps["inflection"].notna() & snaps["can_advance"].fillna(False).astype(bool)
+    rates = snaps.loc[labelled, "inflection"].astype(float).groupby(period[labelled]).mean()
+    return {name: float(rates[name]) for name in ("train", "valid", "test") if name in rates}
+
+
+def advance_rate_note(description: dict[str, Any], *, ratio: float = 1.5) -> str | None:
+    """Say so when the advance rate of buyers who can still advance moves between periods.
+
+    The inflection probabilities are calibrated on the validation period, so they carry its
+    rate; when the rate moves by more than ``ratio`` from one period to another, test ECE
+    and Brier say more about that drift than about the model.
+    """
+    rates = description.get("advance_rate_by_period", {})
+    if (
+        len(rates) < 2
+        or min(rates.values()) <= 0
+        or max(rates.values()) / min(rates.values()) < ratio
+    ):
+        return None
+    shown = " / ".join(f"{name} {rate:.1%}" for name, rate in rates.items())
+    return (
+        f"the inflection rate of buyers who can still advance moves between periods ({shown}). "
+        "Probabilities are calibrated to the validation period, so expect test calibration to "
+        "follow the drift; if recent behaviour should count more, try "
+        "train.inflection_fit.recency_half_life."
+    )
