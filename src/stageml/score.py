@@ -225,18 +225,8 @@ def score_local(
                 if progress is not None:
                     progress(done, len(tasks))
             _close(writer_state, out_tmp, out_path.suffix)
-    return finish_run(
-        parts,
-        sources,
-        model,
-        instant,
-        model_uri,
-        model_version,
-        n_parts,
-        clock,
-        out_path,
-        engine="local",
-    )
+    run = ScoringRun("local", instant, sources, out_path, model_uri, str(model_version), clock)
+    return finish_run(run, parts, model, n_parts)
 
 
 def scoring_sources(folder: Path) -> dict[str, Path]:
@@ -375,41 +365,31 @@ def _run(tasks: list[_Task], model: StageModel, workers: int | None) -> Iterator
     )
 
 
+@dataclass(frozen=True)
+class ScoringRun:
+    """What a scoring run was asked for and when it began: both engines' summary header."""
+
+    engine: str
+    instant: pd.Timestamp
+    sources: Mapping[str, Path]
+    out: Path
+    model_uri: str
+    model_version: str
+    started: float
+
+
 def finish_run(
-    parts: list[PartitionResult],
-    sources: Mapping[str, Path],
-    model: StageModel,
-    instant: pd.Timestamp,
-    model_uri: str,
-    model_version: str,
-    n_parts: int,
-    started: float,
-    out: Path,
-    *,
-    engine: str,
+    run: ScoringRun, parts: list[PartitionResult], model: StageModel, n_parts: int
 ) -> dict[str, Any]:
     """Write the rejects and the JSON summary beside the scores; both engines end here."""
-    rejects_path, summary_path = _sidecars(out)
+    rejects_path, summary_path = _sidecars(run.out)
     rejects = (
         pd.concat([p.rejects for p in parts], ignore_index=True)
         if parts
         else pd.DataFrame(columns=["table", "row", "buyer_id", "reason"])
     )
     write_table(rejects, rejects_path)
-    summary = _summary(
-        parts,
-        rejects,
-        sources,
-        model,
-        instant,
-        model_uri,
-        model_version,
-        n_parts,
-        time.perf_counter() - started,
-        out,
-        rejects_path,
-        engine=engine,
-    )
+    summary = _summary(run, parts, rejects, model, n_parts, rejects_path)
     write_json(summary, summary_path)
     return summary
 
@@ -448,19 +428,12 @@ def _close(state: dict[str, Any], tmp: Path, suffix: str) -> None:
 
 
 def _summary(
+    run: ScoringRun,
     parts: list[PartitionResult],
     rejects: pd.DataFrame,
-    sources: Mapping[str, Path],
     model: StageModel,
-    instant: pd.Timestamp,
-    model_uri: str,
-    model_version: str,
     n_parts: int,
-    seconds: float,
-    out: Path,
     rejects_path: Path,
-    *,
-    engine: str,
 ) -> dict[str, Any]:
     sample = (
         pd.concat([p.features_sample for p in parts], ignore_index=True)
@@ -478,14 +451,16 @@ def _summary(
     )
     scored = sum(p.input_buyers for p in parts) - int((rejects["table"] == "buyer").sum())
     return {
-        "engine": engine,
-        "as_of": str(instant),
-        "model_uri": model_uri,
-        "model_version": str(model_version),
+        "engine": run.engine,
+        "as_of": str(run.instant),
+        "model_uri": run.model_uri,
+        "model_version": run.model_version,
         "partitions": n_parts,
-        "seconds": round(seconds, 3),
+        "seconds": round(time.perf_counter() - run.started, 3),
         "input_rows": {
-            t: sum(p.input_rows.get(t, 0) for p in parts) for t in SCORING_TABLES if t in sources
+            t: sum(p.input_rows.get(t, 0) for p in parts)
+            for t in SCORING_TABLES
+            if t in run.sources
         },
         "rejected_rows": {f"{t}:{r}": int(n) for (t, r), n in by_reason.items()},
         "input_buyers": sum(p.input_buyers for p in parts),
@@ -493,6 +468,6 @@ def _summary(
         "rejected_buyers": int((rejects["table"] == "buyer").sum()),
         "drift_threshold": threshold,
         "drifted_features": drift[drift["psi"] > threshold].to_dict("records"),
-        "inputs": {name: fingerprint(path) for name, path in sources.items()},
-        "outputs": {"scores": str(out), "rejects": str(rejects_path)},
+        "inputs": {name: fingerprint(path) for name, path in run.sources.items()},
+        "outputs": {"scores": str(run.out), "rejects": str(rejects_path)},
     }

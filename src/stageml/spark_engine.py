@@ -45,6 +45,7 @@ from stageml.model import StageModel
 from stageml.score import (
     _DRIFT_SAMPLE_ROWS,
     PartitionResult,
+    ScoringRun,
     _append,
     _close,
     add_trends,
@@ -191,18 +192,8 @@ def score_spark(
     finally:
         if owned:
             spark.stop()
-    return finish_run(
-        parts,
-        sources,
-        model,
-        instant,
-        model_uri,
-        model_version,
-        n,
-        clock,
-        out_path,
-        engine="spark",
-    )
+    run = ScoringRun("spark", instant, sources, out_path, model_uri, str(model_version), clock)
+    return finish_run(run, parts, model, n)
 
 
 @contextmanager
