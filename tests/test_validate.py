@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -510,3 +512,14 @@ def test_cli_exit_2_on_contract_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert re.search(r"error:.*stage_history\.csv, column 'stage', rows 3: .*'won'", result.stderr)
     assert not (tmp_path / "_rejects.csv").exists()
+
+
+def test_importing_the_validator_does_not_warn_about_pandas_on_spark() -> None:
+    # pandera imports pyspark.pandas, which warns under pandas 3; stageml never uses it.
+    run = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-c", "import stageml.validate"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr

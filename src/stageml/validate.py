@@ -27,12 +27,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 from rich.table import Table
 
 from stageml.config import DEFAULT_STAGES
 from stageml.errors import ContractError
 from stageml.io import TABLES, find_table, read_table, write_table
+from stageml.pandera_quiet import pa
 
 STRING = pd.StringDtype()
 # pandas 3 parses timestamps to microseconds; one unit everywhere keeps merge_asof keys
