@@ -514,12 +514,15 @@ def test_cli_exit_2_on_contract_error(tmp_path: Path) -> None:
     assert not (tmp_path / "_rejects.csv").exists()
 
 
-def test_importing_the_validator_does_not_warn_about_pandas_on_spark() -> None:
-    # pandera imports pyspark.pandas, which warns under pandas 3; stageml never uses it.
+def test_validating_does_not_warn_about_pandas_on_spark(export_dir: Path) -> None:
+    # pandera imports pyspark.pandas (on import and on its first validation), which warns
+    # under pandas 3; stageml never uses it.
     run = subprocess.run(
-        [sys.executable, "-W", "error::FutureWarning", "-c", "import stageml.validate"],
+        [sys.executable, "-W", "error::FutureWarning", "-c", "from stageml.cli import main; main()"]
+        + ["validate", "--data", str(export_dir)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert run.returncode == 0, run.stderr
+    assert "CRM export check" in run.stdout
