@@ -248,6 +248,31 @@ def test_buyer_partitions_give_the_same_sorted_result() -> None:
     assert many["buyer_id"].nunique() == data["buyer_id"].nunique()
 
 
+def test_wide_outputs_are_split_to_fit_the_engine_memory() -> None:
+    # Few interactions but many as-of instants: the feature rows, not the interactions,
+    # decide how many buyer partitions fit the memory limit (one partition of 20,000
+    # buyers x 66 training instants ran out of the default 1 GB).
+    data = random_interactions(9, n=20_000, buyers=2_000, days=60)
+    vocab = fit_vocabulary(data, None, CONFIG)
+    instants = as_ofs(list(range(2, 61)))
+    roomy = fast(data, instants, vocab)
+    calls: list[tuple[int, int]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnseenActivityWarning)
+        tight = build_features(
+            data,
+            instants,
+            vocabulary=vocab,
+            config=CONFIG.model_copy(update={"engine_memory_mb": 64}),
+            progress=lambda done, total: calls.append((done, total)),
+        )
+    width = len(feature_columns(vocab, CONFIG)) + 2
+    expected = -(-len(roomy) * width * 8 // (64 * 2**20 // 4))
+    assert len(roomy) > 80_000 and expected > 1
+    assert calls[-1] == (expected, expected)
+    pd.testing.assert_frame_equal(roomy, tight)
+
+
 def test_durations_in_names() -> None:
     assert "n_12h" in feature_columns(FIXED_VOCAB, FeatureConfig(windows=("12h",)))
     assert parse_duration("2w") == pd.Timedelta(days=14)

@@ -39,6 +39,8 @@ from stageml.vocabulary import OTHER, Vocabulary, slug, warn_unseen
 _US_PER_DAY = 86_400_000_000
 _DIRECTIONS = ("inbound", "outbound")
 KEYS = ("buyer_id", "as_of")
+# Feature rows per Arrow batch streamed out of the engine (~90 MB at 175 float64 columns).
+_BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -372,16 +374,33 @@ def _compute(
         con.register("vocab_act", _codes(vocabulary.activities))
         con.register("vocab_chan", _codes(vocabulary.channels))
         output = _Output.allocate(_count_rows(con), vocabulary, config)
-        bounds = _buyer_ranges(con, math.ceil(len(interactions) / config.partition_rows))
+        parts = _partition_count(len(interactions), len(output.stamps), output.width, config)
+        bounds = _buyer_ranges(con, parts)
         for part, where in enumerate(bounds):
             con.execute(_sql_events(vocabulary, config.last_activities, where))
             con.execute(_sql_state(vocabulary, config.last_activities))
-            output.append(con.sql(_sql_features(vocabulary, config)).to_arrow_table())
+            # Streamed: a partition's whole result held at once is rows x columns x 8 bytes,
+            # which can pass the engine's memory limit (20k buyers x 66 instants: ~0.95 GB).
+            for batch in con.sql(_sql_features(vocabulary, config)).to_arrow_reader(_BATCH_ROWS):
+                output.append(batch)
             if progress is not None:
                 progress(part + 1, len(bounds))
     finally:
         con.close()
     return output
+
+
+def _partition_count(interactions: int, rows: int, columns: int, config: FeatureConfig) -> int:
+    """Partitions of buyers, bounded by interactions and by the feature rows' bytes.
+
+    A partition's feature rows go through the engine's joins and final sort at 8 bytes a
+    column; a quarter of the memory limit leaves the rest to the state table and the joins'
+    hash tables. Counting interactions alone ran 20,000 buyers x 66 training instants
+    (665k rows x 177 columns) as one partition, out of the 1 GB limit.
+    """
+    budget = config.engine_memory_mb * 2**20 // 4
+    by_rows = math.ceil(rows * columns * 8 / budget)
+    return max(1, math.ceil(interactions / config.partition_rows), by_rows)
 
 
 def _count_rows(con: duckdb.DuckDBPyConnection) -> int:
@@ -408,6 +427,11 @@ class _Output:
     ids: list[np.ndarray]
     filled: int = 0
 
+    @property
+    def width(self) -> int:
+        """Columns the engine returns per row (keys, numeric features, activity codes)."""
+        return len(KEYS) + len(self.values) + len(self.codes)
+
     @classmethod
     def allocate(cls, rows: int, vocabulary: Vocabulary, config: FeatureConfig) -> _Output:
         numeric = _numeric_columns(vocabulary, config)
@@ -419,15 +443,16 @@ class _Output:
             ids=[],
         )
 
-    def append(self, table: pa.Table) -> None:
-        end = self.filled + table.num_rows
+    def append(self, batch: pa.RecordBatch) -> None:
+        end = self.filled + batch.num_rows
         for name, column in self.values.items():
-            column[self.filled : end] = table[name].to_numpy()  # nulls arrive as NaN
+            # Nulls arrive as NaN (a copy, hence zero_copy_only=False).
+            column[self.filled : end] = batch[name].to_numpy(zero_copy_only=False)
         for name, column in self.codes.items():
-            column[self.filled : end] = pc.fill_null(table[name], -1).to_numpy()
-        self.stamps[self.filled : end] = table["as_of"].to_numpy()
+            column[self.filled : end] = pc.fill_null(batch[name], -1).to_numpy()
+        self.stamps[self.filled : end] = batch["as_of"].to_numpy()
         # Copied out: a column kept as Arrow would pin the whole result batch in memory.
-        self.ids.append(table["buyer_id"].to_numpy(zero_copy_only=False))
+        self.ids.append(batch["buyer_id"].to_numpy(zero_copy_only=False))
         self.filled = end
 
 
