@@ -97,6 +97,32 @@ OLD = Variant()
 NOCW = OLD.but(class_weight=None)
 NEW = NOCW.but(booster=STRONG)
 COOL = NEW.but(fit={"cooling": True})
+# The candidate changes tried as the greedy rule's next step from a given default.
+NEXT_STEPS: dict[str, Callable[[Variant], Variant]] = {
+    "recency 1 horizon": lambda v: v.but(fit={"recency_half_life": 1.0}),
+    "recency 2 horizons": lambda v: v.but(fit={"recency_half_life": 2.0}),
+    "feature_fraction 0.5, lambda_l2 10": lambda v: v.but(booster=SUBSAMPLE),
+    "min_child_samples 200": lambda v: v.but(booster={"min_child_samples": 200}),
+    "learning rate 0.02": lambda v: v.but(booster=SLOW),
+    "novelty features": lambda v: v.but(features="novelty"),
+    "current-stage features": lambda v: v.but(features="stage"),
+    "linear base": lambda v: v.but(fit={"linear_base": "activity_counts"}),
+}
+
+
+def next_steps(prefix: str, base: Variant) -> dict[str, Variant]:
+    """Every candidate of ``NEXT_STEPS`` applied to ``base``, named ``<prefix> + <change>``."""
+    return {f"{prefix} + {name}": change(base) for name, change in NEXT_STEPS.items()}
+
+
+def calibrations(prefix: str, base: Variant) -> dict[str, Variant]:
+    """``base`` with each other calibration map (judged by ``--nested``, not the rule)."""
+    return {
+        f"{prefix}, calibration {c}": base.but(fit={"calibration": c})
+        for c in ("none", "sigmoid", "isotonic")
+    }
+
+
 VARIANTS: dict[str, Variant] = {
     "old default (class-weighted)": OLD,
     "no class weight": NOCW,
@@ -122,36 +148,13 @@ VARIANTS: dict[str, Variant] = {
     "+ current-stage features": OLD.but(features="stage"),
     "nocw + categorical splits, mild": NOCW.but(booster=MILD),
     "nocw + categorical splits, strong (new default)": NEW,
-    "nocw + recency 1 horizon": NOCW.but(fit={"recency_half_life": 1.0}),
-    "nocw + feature_fraction 0.5, lambda_l2 10": NOCW.but(booster=SUBSAMPLE),
-    "nocw + learning rate 0.02": NOCW.but(booster=SLOW),
-    "nocw + novelty features": NOCW.but(features="novelty"),
-    "nocw + current-stage features": NOCW.but(features="stage"),
-    "nocw + linear base": NOCW.but(fit={"linear_base": "activity_counts"}),
-    "new + recency 1 horizon": NEW.but(fit={"recency_half_life": 1.0}),
-    "new + recency 2 horizons": NEW.but(fit={"recency_half_life": 2.0}),
-    "new + feature_fraction 0.5, lambda_l2 10": NEW.but(booster=SUBSAMPLE),
-    "new + min_child_samples 200": NEW.but(booster={"min_child_samples": 200}),
-    "new + learning rate 0.02": NEW.but(booster=SLOW),
-    "new + novelty features": NEW.but(features="novelty"),
-    "new + current-stage features": NEW.but(features="stage"),
-    "new + linear base": NEW.but(fit={"linear_base": "activity_counts"}),
-    "new, calibration none": NEW.but(fit={"calibration": "none"}),
-    "new, calibration sigmoid": NEW.but(fit={"calibration": "sigmoid"}),
-    "new, calibration isotonic": NEW.but(fit={"calibration": "isotonic"}),
+    **next_steps("nocw", NOCW),
+    **next_steps("new", NEW),
+    **calibrations("new", NEW),
     "new, no refit": NEW.but(fit={"refit": False}),
     "new + cooling (elapsed time monotone decreasing)": COOL,
-    "cooling, calibration none": COOL.but(fit={"calibration": "none"}),
-    "cooling, calibration sigmoid": COOL.but(fit={"calibration": "sigmoid"}),
-    "cooling, calibration isotonic": COOL.but(fit={"calibration": "isotonic"}),
-    "cooling + recency 1 horizon": COOL.but(fit={"recency_half_life": 1.0}),
-    "cooling + recency 2 horizons": COOL.but(fit={"recency_half_life": 2.0}),
-    "cooling + feature_fraction 0.5, lambda_l2 10": COOL.but(booster=SUBSAMPLE),
-    "cooling + min_child_samples 200": COOL.but(booster={"min_child_samples": 200}),
-    "cooling + learning rate 0.02": COOL.but(booster=SLOW),
-    "cooling + current-stage features": COOL.but(features="stage"),
-    "cooling + novelty features": COOL.but(features="novelty"),
-    "cooling + linear base": COOL.but(fit={"linear_base": "activity_counts"}),
+    **calibrations("cooling", COOL),
+    **next_steps("cooling", COOL),
 }
 NOVELTY = ["days_since_new_activity", "n_since_new_activity"]
 STAGE = ["stage_so_far", "days_in_stage", "n_since_stage"]
