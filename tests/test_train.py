@@ -17,8 +17,8 @@ from stageml.estimators import CalibratedLGBM, CenteredIsotonic
 from stageml.explain import contributions, reason_table
 from stageml.train import (
     TrainingResult,
-    advance_rate_note,
     elapsed_columns,
+    level_note,
     time_split,
     train,
 )
@@ -227,8 +227,24 @@ def test_advance_rate_by_period_is_what_the_inflection_backtest_reads(
     assert rates["train"] > rates["valid"] > rates["test"] > 0
 
 
-def test_advance_rate_note_only_when_the_rate_moves() -> None:
-    steady = {"advance_rate_by_period": {"train": 0.20, "valid": 0.19, "test": 0.21}}
-    assert advance_rate_note(steady) is None and advance_rate_note({}) is None
-    note = advance_rate_note({"advance_rate_by_period": {"train": 0.304, "valid": 0.168}})
-    assert note and "train 30.4% / valid 16.8%" in note and "recency_half_life" in note
+def test_level_note_only_when_probabilities_miss_the_observed_rate(
+    trained: TrainingResult,
+) -> None:
+    m = trained.metrics
+    # On the simulated export the level holds although the rate falls by period.
+    mean, rate = (
+        m["inflection.can_advance.mean_probability"],
+        m["inflection.can_advance.positive_rate"],
+    )
+    assert abs(mean / rate - 1) < 0.25
+    assert level_note(trained.data_description, m) is None
+    # Maven's test period: 14.9 % predicted against 10.5 % observed.
+    drifting = {"advance_rate_by_period": {"train": 0.304, "valid": 0.168, "test": 0.105}}
+    metrics = {
+        "inflection.can_advance.positive_rate": 0.105,
+        "inflection.can_advance.mean_probability": 0.149,
+    }
+    note = level_note(drifting, metrics)
+    assert note and "average 14.9% against an observed 10.5%" in note
+    assert "train 30.4% / valid 16.8% / test 10.5%" in note and "recency_half_life" in note
+    assert level_note({}, {**metrics, "inflection.can_advance.mean_probability": 0.12}) is None

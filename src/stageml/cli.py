@@ -210,7 +210,7 @@ def train_command(
     from stageml.io import write_json
     from stageml.tables import metrics_table
     from stageml.tracking import log_training, resolve_tracking_uri
-    from stageml.train import advance_rate_note, train
+    from stageml.train import level_note, train
 
     settings = load_params(params)
     export = _load_checked(data, settings.stages, require_stage_history=True)
@@ -226,7 +226,7 @@ def train_command(
             "so judge this model by inflection.can_advance.* rather than the stage metrics.",
             highlight=False,
         )
-    drift = advance_rate_note(result.data_description)
+    drift = level_note(result.data_description, result.metrics)
     if drift:
         err_console.print(f"[yellow]note:[/] {drift}", highlight=False)
     if metrics_out is not None:

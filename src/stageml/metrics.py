@@ -85,7 +85,11 @@ def stage_confusion(y: np.ndarray, proba: np.ndarray, n_stages: int) -> np.ndarr
 
 
 def inflection_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """ROC-AUC, PR-AUC, Brier score, ECE, and the rows and positive rate they rest on."""
+    """ROC-AUC, PR-AUC, Brier, ECE, the rows and positive rate, and the mean probability.
+
+    The mean probability beside the positive rate is calibration in the large: ECE can
+    stay small while every buyer is scored too high by the same factor.
+    """
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
     both = len(np.unique(y)) == 2
@@ -96,6 +100,7 @@ def inflection_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "ece": expected_calibration_error(y, p),
         "rows": float(len(y)),
         "positive_rate": float(y.mean()) if len(y) else float("nan"),
+        "mean_probability": float(p.mean()) if len(p) else float("nan"),
     }
 
 

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from stageml.durations import format_duration
-from stageml.tables import CANDIDATES, HEADERS, ROWS, metric_key
+from stageml.tables import CANDIDATES, HEADERS, ROWS, UNRANKED, metric_key
 from stageml.train import TrainingResult
 
 _STYLE = """
@@ -51,7 +51,7 @@ def _metrics_html(metrics: Mapping[str, float]) -> str:
             known = [v for v in values if v is not None]
             best = (
                 (min if name in _LOWER_IS_BETTER else max)(known)
-                if known and name != "positive_rate"
+                if known and name not in UNRANKED
                 else None
             )
             cells = "".join(

@@ -11,8 +11,17 @@ HEADERS = ("model", "uncalibrated", "majority", "rule", "logistic")
 ROWS = {
     "stage": ("accuracy", "macro_f1", "balanced_accuracy", "log_loss", "ece"),
     "inflection": ("roc_auc", "pr_auc", "brier", "ece"),
-    "inflection.can_advance": ("roc_auc", "pr_auc", "brier", "ece", "positive_rate"),
+    "inflection.can_advance": (
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "ece",
+        "positive_rate",
+        "mean_probability",
+    ),
 }
+# Rows that describe the data or the level, where no candidate is "best".
+UNRANKED = ("positive_rate", "mean_probability")
 
 
 def metric_key(task: str, candidate: str, metric: str) -> str:

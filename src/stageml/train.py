@@ -349,7 +349,7 @@ def describe_data(
         "inflection_positive_rate": float(snaps["inflection"].dropna().astype(float).mean()),
         "inflection_censored_or_unlabeled_share": float(snaps["inflection"].isna().mean()),
         # The inflection model's own question per period; a moving rate is what calibration
-        # on the validation period cannot follow (see advance_rate_note).
+        # on the validation period cannot follow (see level_note).
         "advance_rate_by_period": _advance_rates(snaps, period),
         # Near 1: the CRM writes stage changes from the interaction log itself, so the
         # current stage is readable from history; the real question is the inflection.
@@ -364,24 +364,26 @@ def _advance_rates(snaps: pd.DataFrame, period: pd.Series) -> dict[str, float]:
     return {name: float(rates[name]) for name in ("train", "valid", "test") if name in rates}
 
 
-def advance_rate_note(description: dict[str, Any], *, ratio: float = 1.5) -> str | None:
-    """Say so when the advance rate of buyers who can still advance moves between periods.
+def level_note(
+    description: dict[str, Any], metrics: dict[str, float], *, tolerance: float = 0.25
+) -> str | None:
+    """Say so when the test period's inflection probabilities are off the observed rate.
 
-    The inflection probabilities are calibrated on the validation period, so they carry its
-    rate; when the rate moves by more than ``ratio`` from one period to another, test ECE
-    and Brier say more about that drift than about the model.
+    Calibration in the large, on buyers who can still advance: the probabilities carry the
+    validation period's level, so when the advance rate drifts between periods they can
+    miss the test period's by more than ``tolerance`` (relative) even with a small ECE.
+    The per-period rates say whether drift is the reason.
     """
-    rates = description.get("advance_rate_by_period", {})
-    if (
-        len(rates) < 2
-        or min(rates.values()) <= 0
-        or max(rates.values()) / min(rates.values()) < ratio
-    ):
+    rate = metrics.get("inflection.can_advance.positive_rate", float("nan"))
+    mean = metrics.get("inflection.can_advance.mean_probability", float("nan"))
+    if not rate > 0 or not abs(mean / rate - 1) > tolerance:
         return None
-    shown = " / ".join(f"{name} {rate:.1%}" for name, rate in rates.items())
+    rates = description.get("advance_rate_by_period", {})
+    shown = " / ".join(f"{name} {r:.1%}" for name, r in rates.items())
     return (
-        f"the inflection rate of buyers who can still advance moves between periods ({shown}). "
-        "Probabilities are calibrated to the validation period, so expect test calibration to "
-        "follow the drift; if recent behaviour should count more, try "
+        f"on the test period the inflection probabilities of buyers who can still advance "
+        f"average {mean:.1%} against an observed {rate:.1%}. The rate by period is {shown}; "
+        "probabilities carry the validation period's level, so a drifting rate shows up "
+        "here. If recent behaviour should count more, try "
         "train.inflection_fit.recency_half_life."
     )
