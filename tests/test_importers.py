@@ -460,6 +460,10 @@ def test_real_training_on_a_buyer_sample(
     tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    import matplotlib.pyplot as plt
+
+    from stageml.score import score_local
+    from stageml.shap_plots import global_figures
     from stageml.train import train
 
     result = run_import(kind, imported, tmp_path_factory)
@@ -476,3 +480,25 @@ def test_real_training_on_a_buyer_sample(
     assert not math.isnan(metrics["inflection.can_advance.roc_auc"])
     assert np.isfinite(metrics["inflection.brier"])
     assert trained.split.train[-1] < trained.split.test[0]
+    # ... then score the sample with reason codes: every buyer is scored or rejected once.
+    as_of = trained.split.test[-1]
+    out = tmp_path / "scores.parquet"
+    summary = score_local(folder, trained.model, as_of, out=out, reasons=2)
+    scores = pd.read_parquet(out)
+    rejects = pd.read_csv(tmp_path / "scores_rejects.csv", dtype={"buyer_id": "string"})
+    rejected = set(rejects.loc[rejects["table"] == "buyer", "buyer_id"])
+    history = export.interactions.loc[export.interactions["occurred_at"] < as_of, "buyer_id"]
+    inputs = set(export.interactions["buyer_id"])
+    if export.buyers is not None:
+        inputs |= set(export.buyers["buyer_id"])
+    assert set(scores["buyer_id"]) == set(history) and scores["buyer_id"].is_unique
+    assert set(scores["buyer_id"]) | rejected == inputs
+    assert not set(scores["buyer_id"]) & rejected
+    assert summary["scored_buyers"] == len(scores) > 0
+    assert scores["stage"].isin(params.stages).all()
+    assert scores["stage_up_1"].notna().any() and scores["inflection_up_1"].notna().any()
+    # The run's plots (MLflow logs them) render for two-stage taxonomies too.
+    figures = global_figures(trained.model, trained.test_frame, sample=200, seed=1)
+    assert {f"beeswarm_{s}" for s in params.stages} <= set(figures)
+    for figure in figures.values():
+        plt.close(figure)

@@ -305,6 +305,16 @@ def contributions(
     return out
 
 
+def stage_contributions(estimator: CalibratedLGBM, X: pd.DataFrame) -> np.ndarray:
+    """TreeSHAP contributions to every class's logit, shape ``(n, K, F + 1)``, bias last.
+
+    :func:`contributions` of a multiclass model; for a binary one (a two-stage taxonomy,
+    one logit ``f`` for class 1) class 0's logit is ``-f``, so its values are negated.
+    """
+    values = contributions(estimator, X)
+    return np.concatenate([-values, values], axis=1) if estimator.n_classes == 2 else values
+
+
 def class_contributions(
     estimator: CalibratedLGBM,
     X: pd.DataFrame,
@@ -315,15 +325,17 @@ def class_contributions(
 ) -> np.ndarray:
     """TreeSHAP contributions to one class's logit per row, from that class's trees only.
 
-    Equal to ``contributions(estimator, X)[np.arange(n), classes]`` (same algorithm, same
-    trees, checked in the tests) at about ``1/K`` of its cost: a multiclass LightGBM model
-    grows one tree per class and round, and a row's reason codes need only the class it is
-    explained for. Shape ``(n, F + 1)``, bias last; ``workers`` as for
-    :func:`contributions`.
+    Equal to ``stage_contributions(estimator, X)[np.arange(n), classes]`` (same algorithm,
+    same trees, checked in the tests) at about ``1/K`` of its cost: a multiclass LightGBM
+    model grows one tree per class and round, and a row's reason codes need only the class
+    it is explained for. A binary model (a two-stage taxonomy) has one set of trees; its
+    class 0 is explained by the negated values. Shape ``(n, F + 1)``, bias last;
+    ``workers`` as for :func:`contributions`.
     """
     estimator._check(X)
     if estimator.n_classes == 2:
-        raise ModelError("class_contributions needs a multiclass model; use contributions")
+        values = contributions(estimator, X, workers=workers, _pool=_pool)[:, 0]
+        return np.where((np.asarray(classes) == 1)[:, None], values, -values)
     if workers is not None and workers < 1:
         raise ModelError(f"workers must be at least 1, got {workers}")
     classes = np.asarray(classes)

@@ -16,7 +16,7 @@ import shap
 from matplotlib.figure import Figure
 
 from stageml.errors import ModelError  # noqa: E402
-from stageml.explain import contributions  # noqa: E402
+from stageml.explain import contributions, stage_contributions  # noqa: E402
 from stageml.model import StageModel  # noqa: E402
 
 MAX_DISPLAY = 12
@@ -119,7 +119,7 @@ def global_figures(
     names = list(X.columns)
     n_features = len(names)
     figures: dict[str, Figure] = {}
-    stage = contributions(model.stage_model, X)
+    stage = stage_contributions(model.stage_model, X)
     for k, name in enumerate(model.stages):
         figures[f"beeswarm_{name}"] = _beeswarm(
             _explanation(stage[:, k], X, data), f"Stage '{name}': SHAP values"
@@ -173,7 +173,7 @@ def waterfall_figure(
             X[name] = pd.Categorical(X[name].astype(object), categories=levels)
     if task == "stage":
         k = int(model.stage_model.predict(X)[0])
-        values = contributions(model.stage_model, X)[:, k]
+        values = stage_contributions(model.stage_model, X)[:, k]
         title = f"Stage '{model.stages[k]}' (predicted): raw logit"
     else:
         values = contributions(model.inflection_model, X)[:, 0]
