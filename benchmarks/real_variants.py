@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import shutil
 import sys
 import warnings
@@ -64,7 +63,6 @@ RESULTS = HERE / "results" / "real_variants.json"
 NESTED_RESULTS = HERE / "results" / "real_variants_nested.json"
 SEEDS = (7, 8, 9)
 KINDS = ("taobao", "olist", "maven")
-DURATION = re.compile(r"^(days_since_|gap_)")
 
 LIGHTGBM = {"cat_smooth": 10.0, "cat_l2": 10.0, "min_data_per_group": 100, "max_cat_threshold": 32}
 MILD = {"cat_smooth": 50.0, "cat_l2": 50.0, "min_data_per_group": 200, "max_cat_threshold": 32}
@@ -159,13 +157,16 @@ VARIANTS: dict[str, Variant] = {
 NOVELTY = ["days_since_new_activity", "n_since_new_activity"]
 STAGE = ["stage_so_far", "days_in_stage", "n_since_stage"]
 DROPS: dict[str, Callable[[str], bool]] = {
-    "drop_durations": lambda c: bool(DURATION.match(c)),
+    "drop_durations": lambda c: c.startswith(train.ELAPSED_PREFIXES),
     "drop_tenure": lambda c: c in ("days_since_first", "gap_mean_days"),
     "drop_durations_all": lambda c: (
-        bool(DURATION.match(c)) or (c.endswith("_all") and not c.startswith("distinct_"))
+        c.startswith(train.ELAPSED_PREFIXES)
+        or (c.endswith("_all") and not c.startswith("distinct_"))
     ),
     "drop_attributes": lambda c: c.startswith("buyer_"),
-    "drop_durations_attributes": lambda c: bool(DURATION.match(c)) or c.startswith("buyer_"),
+    "drop_durations_attributes": lambda c: (
+        c.startswith(train.ELAPSED_PREFIXES) or c.startswith("buyer_")
+    ),
 }
 
 
@@ -338,7 +339,7 @@ def with_features(
     events["seq"] = events.groupby("buyer_id").cumcount() + 1
     if name == "cap_durations":
         cap = max(params.features.windows) / pd.Timedelta(days=1)
-        for column in [c for c in snaps.columns if DURATION.match(c)]:
+        for column in [c for c in snaps.columns if c.startswith(train.ELAPSED_PREFIXES)]:
             snaps[column] = snaps[column].clip(upper=cap)
     elif name == "novelty":
         # The buyer's latest first-of-its-kind activity strictly before t.

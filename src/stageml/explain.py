@@ -305,13 +305,19 @@ def contributions(
     return out
 
 
-def stage_contributions(estimator: CalibratedLGBM, X: pd.DataFrame) -> np.ndarray:
+def stage_contributions(
+    estimator: CalibratedLGBM,
+    X: pd.DataFrame,
+    *,
+    workers: int | None = None,
+    _pool: _WorkerPool | None = None,
+) -> np.ndarray:
     """TreeSHAP contributions to every class's logit, shape ``(n, K, F + 1)``, bias last.
 
     :func:`contributions` of a multiclass model; for a binary one (a two-stage taxonomy,
     one logit ``f`` for class 1) class 0's logit is ``-f``, so its values are negated.
     """
-    values = contributions(estimator, X)
+    values = contributions(estimator, X, workers=workers, _pool=_pool)
     return np.concatenate([-values, values], axis=1) if estimator.n_classes == 2 else values
 
 
@@ -333,9 +339,9 @@ def class_contributions(
     ``workers`` as for :func:`contributions`.
     """
     estimator._check(X)
-    if estimator.n_classes == 2:
-        values = contributions(estimator, X, workers=workers, _pool=_pool)[:, 0]
-        return np.where((np.asarray(classes) == 1)[:, None], values, -values)
+    if estimator.n_classes == 2:  # one set of trees: nothing to save by class
+        both = stage_contributions(estimator, X, workers=workers, _pool=_pool)
+        return np.asarray(both[np.arange(len(X)), np.asarray(classes)])
     if workers is not None and workers < 1:
         raise ModelError(f"workers must be at least 1, got {workers}")
     classes = np.asarray(classes)

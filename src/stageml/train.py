@@ -127,9 +127,13 @@ def linear_columns(rule: str, columns: list[str]) -> tuple[str, ...] | None:
     raise StageMLError(f"unknown linear_base {rule!r}")
 
 
+# Name prefixes of the time-elapsed features: days since an activity, gaps between them.
+ELAPSED_PREFIXES = ("days_since_", "gap_")
+
+
 def elapsed_columns(columns: list[str]) -> tuple[str, ...]:
-    """Return the time-elapsed features: days since an activity, gaps between activities."""
-    return tuple(c for c in columns if c.startswith(("days_since_", "gap_")))
+    """Return the time-elapsed features (cooling's decreasing constraints)."""
+    return tuple(c for c in columns if c.startswith(ELAPSED_PREFIXES))
 
 
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
