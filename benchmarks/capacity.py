@@ -2,7 +2,7 @@
 
 For each booster capacity (``num_leaves`` x ``max_depth`` x ``learning_rate``/``n_estimators``,
 the same for the stage and the inflection model) this trains both models exactly as
-``stageml.train.train`` does (``train`` is ``fit(prepare_training(...))``; the snapshots
+``stageml.models.train.train`` does (``train`` is ``fit(prepare_training(...))``; the snapshots
 are built once and shared by every configuration, since capacity does not change them) and
 reports, on the test period:
 
@@ -54,12 +54,12 @@ sys.path.insert(0, str(HERE))
 
 from _common import markdown_table  # noqa: E402
 
-import stageml.train as train_module  # noqa: E402
-from stageml.baselines import MajorityBaseline  # noqa: E402
+import stageml.models.train as train_module  # noqa: E402
 from stageml.config import Params  # noqa: E402
-from stageml.explain import class_boosters  # noqa: E402
-from stageml.simulate import simulate, write_export  # noqa: E402
-from stageml.validate import load_export  # noqa: E402
+from stageml.data.simulate import simulate, write_export  # noqa: E402
+from stageml.data.validate import load_export  # noqa: E402
+from stageml.explain.reasons import class_boosters  # noqa: E402
+from stageml.models.baselines import MajorityBaseline  # noqa: E402
 
 CACHE = HERE / ".cache"
 RESULTS = HERE / "results"

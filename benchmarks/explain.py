@@ -48,13 +48,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import markdown_table  # noqa: E402
 
-from stageml.explain import (  # noqa: E402
+from stageml.explain.reasons import (  # noqa: E402
     class_contributions,
     contributions,
     default_workers,
     reason_table,
 )
-from stageml.model import StageModel  # noqa: E402
+from stageml.models.bundle import StageModel  # noqa: E402
 
 MILLION = 1_000_000
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -95,9 +95,9 @@ def _load(args: argparse.Namespace) -> tuple[StageModel, pd.DataFrame]:
             model = pickle.load(handle)
         return model, pd.read_pickle(args.frame)
     from stageml.config import Params
-    from stageml.simulate import simulate, write_export
-    from stageml.train import train
-    from stageml.validate import load_export
+    from stageml.data.simulate import simulate, write_export
+    from stageml.data.validate import load_export
+    from stageml.models.train import train
 
     folder = Path(tempfile.mkdtemp())
     write_export(simulate(args.buyers, seed=11), folder)

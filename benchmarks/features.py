@@ -9,7 +9,7 @@ in a fresh child process that reads the Parquet like a user would, computes the 
 and reports its wall time and its own peak RSS (``VmHWM``: see ``_common.py``), which
 therefore includes Python, the input frame and the output frame:
 
-- ``stageml``: :func:`stageml.features.build_features` (DuckDB), run ``--repeats`` times;
+- ``stageml``: :func:`stageml.features.engine.build_features` (DuckDB), run ``--repeats`` times;
   the median is quoted and every ratio is taken against it, within the same run.
 - ``pandas``: :func:`pandas_features` below, a straightforward vectorised pandas version
   of *all* the same features (groupbys per as-of instant, no per-buyer loop).
@@ -66,11 +66,11 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from _common import emit_result, markdown_table, median, peak_rss_mb, run_child  # noqa: E402
 
 from stageml.config import FeatureConfig  # noqa: E402
+from stageml.data.io import read_table  # noqa: E402
+from stageml.data.simulate import DEFAULT_END, simulate_to_folder  # noqa: E402
 from stageml.durations import format_duration  # noqa: E402
-from stageml.features import KEYS, build_features, feature_columns  # noqa: E402
-from stageml.io import read_table  # noqa: E402
-from stageml.simulate import DEFAULT_END, simulate_to_folder  # noqa: E402
-from stageml.vocabulary import OTHER, Vocabulary, fit_vocabulary  # noqa: E402
+from stageml.features.engine import KEYS, build_features, feature_columns  # noqa: E402
+from stageml.features.vocabulary import OTHER, Vocabulary, fit_vocabulary  # noqa: E402
 
 ENGINES = ("stageml", "pandas", "reference", "featuretools")
 AS_OF_COUNTS = (1, 12)
@@ -91,7 +91,7 @@ def pandas_features(
     vocabulary: Vocabulary,
     config: FeatureConfig,
 ) -> pd.DataFrame:
-    """The :func:`~stageml.features.build_features` columns, the plain vectorised-pandas way.
+    """The :func:`~stageml.features.engine.build_features` columns, the plain vectorised-pandas way.
 
     Per-event values that cannot change with the as-of instant (vocabulary codes, the gap
     to the previous event, whether an event opens a new active day) are computed once;
@@ -656,7 +656,7 @@ def phases(
     config: FeatureConfig,
 ) -> dict[str, Any]:
     """Where ``build_features`` spends its time and memory, phase by phase."""
-    import stageml.features as engine
+    import stageml.features.engine as engine
 
     seconds: dict[str, float] = {}
     peak: dict[str, float] = {}
@@ -692,7 +692,7 @@ def phases(
 
 def engine_sha256() -> str:
     """Fingerprint of the feature engine's source this process imported."""
-    import stageml.features as engine
+    import stageml.features.engine as engine
 
     return hashlib.sha256(Path(engine.__file__).read_bytes()).hexdigest()[:12]
 

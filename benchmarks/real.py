@@ -3,9 +3,9 @@
 For each data set that maps honestly onto the data contract (Taobao UserBehavior head, Olist
 marketing funnel, Maven CRM pipeline: a fictitious company), the script
 
-1. imports it with ``stageml.importers.import_export`` (its own params.yaml: taxonomy,
+1. imports it with ``stageml.data.importers.import_export`` (its own params.yaml: taxonomy,
    windows, horizon, snapshot step, snapshot bounds);
-2. trains stageml (``prepare_training`` + ``fit``, i.e. ``stageml.train.train``, keeping
+2. trains stageml (``prepare_training`` + ``fit``, i.e. ``stageml.models.train.train``, keeping
    the snapshots for the baselines): as-of instants split in time order into
    train | validation | test, purged where a label window reaches the next period, test
    instants all strictly later than training ones and every test horizon ending before
@@ -21,7 +21,7 @@ marketing funnel, Maven CRM pipeline: a fictitious company), the script
    the last) and, for Maven, for deals still open (``can_advance`` and no ``deal_lost``
    before t; stageml has no exit stage, so its ``can_advance`` includes lost deals);
 5. compares stageml with the best count model of each subset on a paired bootstrap over
-   buyers (``stageml.metrics.paired_bootstrap``): the ROC-AUC and Brier differences with
+   buyers (``stageml.models.metrics.paired_bootstrap``): the ROC-AUC and Brier differences with
    95 % intervals, since a test period of a few hundred buyers cannot tell 0.02 apart.
 
 Run with ``OMP_WAIT_POLICY=PASSIVE`` on a shared machine::
@@ -59,14 +59,14 @@ sys.path.insert(0, str(HERE))
 from _common import markdown_table  # noqa: E402
 
 from stageml.config import Params, load_params  # noqa: E402
+from stageml.data.importers import IMPORTERS, import_export  # noqa: E402
+from stageml.data.validate import load_export  # noqa: E402
 from stageml.durations import format_duration  # noqa: E402
-from stageml.features import feature_columns  # noqa: E402
-from stageml.importers import IMPORTERS, import_export  # noqa: E402
-from stageml.metrics import inflection_metrics, paired_bootstrap  # noqa: E402
-from stageml.snapshots import data_span  # noqa: E402
-from stageml.train import TrainingData, prepare_training  # noqa: E402
-from stageml.train import fit as fit_models  # noqa: E402
-from stageml.validate import load_export  # noqa: E402
+from stageml.features.engine import feature_columns  # noqa: E402
+from stageml.features.snapshots import data_span  # noqa: E402
+from stageml.models.metrics import inflection_metrics, paired_bootstrap  # noqa: E402
+from stageml.models.train import TrainingData, prepare_training  # noqa: E402
+from stageml.models.train import fit as fit_models  # noqa: E402
 
 CACHE = HERE / ".cache" / "real"
 RESULTS = HERE / "results"

@@ -3,7 +3,7 @@
 For every variant (a change of the inflection model's fitting, regularisation or features,
 see ``VARIANTS``) and every data set (the three real exports of ``benchmarks/real.py`` and
 the tests' simulated export, 1,500 buyers, seed 11), the script trains stageml
-(``stageml.train.fit``) with seeds 7, 8 and 9 and records, on buyers who can still advance:
+(``stageml.models.train.fit``) with seeds 7, 8 and 9 and records, on buyers who can still advance:
 
 * the **validation** figures of the first fit (trained on the training period, stopped
   early on the validation period, calibrated there): what the selection rule reads;
@@ -51,12 +51,12 @@ sys.path.insert(0, str(HERE))
 import real  # noqa: E402
 from _common import markdown_table  # noqa: E402
 
-from stageml import estimators, train  # noqa: E402
 from stageml.config import Params, load_params  # noqa: E402
-from stageml.importers import import_export  # noqa: E402
-from stageml.metrics import inflection_metrics  # noqa: E402
-from stageml.simulate import simulate, write_export  # noqa: E402
-from stageml.validate import load_export  # noqa: E402
+from stageml.data.importers import import_export  # noqa: E402
+from stageml.data.simulate import simulate, write_export  # noqa: E402
+from stageml.data.validate import load_export  # noqa: E402
+from stageml.models import estimators, train  # noqa: E402
+from stageml.models.metrics import inflection_metrics  # noqa: E402
 
 CACHE = HERE / ".cache" / "real_variants"
 RESULTS = HERE / "results" / "real_variants.json"

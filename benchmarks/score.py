@@ -60,7 +60,7 @@ TARGET_LOCAL_S, TARGET_RSS_MB = 180.0, 4000.0
 
 def export_dir(n: int) -> Path:
     """The cached simulated export of ``n`` buyers (simulated on first use)."""
-    from stageml.simulate import simulate_to_folder
+    from stageml.data.simulate import simulate_to_folder
 
     folder = CACHE / f"score-sim-{n}-seed{SEED}"
     if not (folder / "interactions.parquet").exists():
@@ -78,10 +78,10 @@ def model_path() -> Path:
     import hashlib
 
     from stageml.config import Params
-    from stageml.io import atomic_path
-    from stageml.simulate import simulate_to_folder
-    from stageml.train import train
-    from stageml.validate import load_export
+    from stageml.data.io import atomic_path
+    from stageml.data.simulate import simulate_to_folder
+    from stageml.data.validate import load_export
+    from stageml.models.train import train
 
     defaults = hashlib.sha256(Params().model_dump_json().encode()).hexdigest()[:8]
     path = CACHE / f"score-model-{TRAIN_BUYERS}-seed{TRAIN_SEED}-{defaults}.pkl"
@@ -113,7 +113,7 @@ def child(args: argparse.Namespace) -> None:
         model = pickle.load(handle)  # noqa: S301 - our own cache
     out = Path(args.out)
     if args.child == "local":
-        from stageml.score import score_local
+        from stageml.scoring.local import score_local
 
         clock = time.perf_counter()
         summary = score_local(args.data, model, AS_OF, out=out, reasons=args.reasons)
@@ -126,7 +126,7 @@ def child(args: argparse.Namespace) -> None:
             }
         )
         return
-    from stageml.spark_engine import score_spark, spark_session
+    from stageml.scoring.spark import score_spark, spark_session
 
     clock = time.perf_counter()
     spark = spark_session("local[2]")
@@ -153,7 +153,7 @@ def child(args: argparse.Namespace) -> None:
         result["buckets"] = summary["partitions"]
         result["scored"] = summary["scored_buyers"]
         # The same scoring work without Spark: the local engine, both cores.
-        from stageml.score import score_local
+        from stageml.scoring.local import score_local
 
         clock = time.perf_counter()
         score_local(args.data, model, AS_OF, out=out.with_name(out.stem + "-local.parquet"))
@@ -186,8 +186,8 @@ def per_buyer(spark: Any, folder: Path, model: Any, limit: int) -> int:
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from stageml.spark_engine import _from_spark, _read_numbered, _score_bucket
-    from stageml.validate import SOURCE_ROW  # noqa: F401 - carried by _read_numbered
+    from stageml.data.validate import SOURCE_ROW  # noqa: F401 - carried by _read_numbered
+    from stageml.scoring.spark import _from_spark, _read_numbered, _score_bucket
 
     sources = {name: str(folder / f"{name}.parquet") for name in ("interactions", "buyers")}
     # Only buyers with an interaction before the instant: a group with nothing to score
@@ -236,7 +236,7 @@ def per_buyer(spark: Any, folder: Path, model: Any, limit: int) -> int:
 def _cached(blob: bytes) -> Any:
     import hashlib
 
-    from stageml.spark_engine import _model
+    from stageml.scoring.spark import _model
 
     return _model(hashlib.sha256(blob).hexdigest(), blob)
 
@@ -304,7 +304,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if _reasons_available():
         report["local_reasons"] = [measure("local", largest, reasons=args.reasons)]
     else:
-        report["reasons_note"] = "stageml.explain.reason_codes not importable: skipped"
+        report["reasons_note"] = "stageml.explain.reasons.reason_codes not importable: skipped"
     report["spark"] = [] if args.skip_spark else [measure("spark", largest)]
     report["compare"] = (
         None if args.skip_spark else measure("compare", COMPARE_BUYERS, per_buyer=args.per_buyer)
@@ -424,7 +424,7 @@ def _peak(result: dict[str, Any]) -> float | None:
 
 def _reasons_available() -> bool:
     try:
-        from stageml.explain import reason_codes  # noqa: F401
+        from stageml.explain.reasons import reason_codes  # noqa: F401
     except ImportError:
         return False
     return True

@@ -2,7 +2,7 @@
 
 What it measures, on one simulated export (default 20,000 buyers):
 
-1. wall time of ``stageml.train.train`` with default params, and its own timings;
+1. wall time of ``stageml.models.train.train`` with default params, and its own timings;
 2. the backtest metrics of the stage and inflection models beside their baselines;
 3. how well the predicted stage recovers the simulator's TRUE stage at each test as-of
    instant, and how noisy the recorded CRM stage (the training label) is against it;
@@ -46,20 +46,20 @@ sys.path.insert(0, str(HERE))
 
 from _common import markdown_table  # noqa: E402
 
-from stageml.baselines import (  # noqa: E402
+from stageml.config import Params  # noqa: E402
+from stageml.data.simulate import simulate, write_export  # noqa: E402
+from stageml.data.validate import Export, load_export  # noqa: E402
+from stageml.durations import format_duration, parse_duration  # noqa: E402
+from stageml.features.engine import feature_columns  # noqa: E402
+from stageml.features.snapshots import build_snapshots  # noqa: E402
+from stageml.models.baselines import (  # noqa: E402
     LastActivityRule,
     MajorityBaseline,
     fit_quietly,
     logistic_baseline,
 )
-from stageml.config import Params  # noqa: E402
-from stageml.durations import format_duration, parse_duration  # noqa: E402
-from stageml.features import feature_columns  # noqa: E402
-from stageml.metrics import stage_metrics  # noqa: E402
-from stageml.simulate import simulate, write_export  # noqa: E402
-from stageml.snapshots import build_snapshots  # noqa: E402
-from stageml.train import TrainingResult, train  # noqa: E402
-from stageml.validate import Export, load_export  # noqa: E402
+from stageml.models.metrics import stage_metrics  # noqa: E402
+from stageml.models.train import TrainingResult, train  # noqa: E402
 
 CACHE = HERE / ".cache"
 RESULTS = HERE / "results"

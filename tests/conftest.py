@@ -10,9 +10,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from stageml.config import Params  # noqa: E402
-from stageml.simulate import simulate, write_export  # noqa: E402
-from stageml.train import TrainingResult, train  # noqa: E402
-from stageml.validate import Export, load_export  # noqa: E402
+from stageml.data.simulate import simulate, write_export  # noqa: E402
+from stageml.data.validate import Export, load_export  # noqa: E402
+from stageml.models.train import TrainingResult, train  # noqa: E402
 
 FAST = {"n_estimators": 150, "learning_rate": 0.1, "early_stopping_rounds": 20}
 

@@ -11,8 +11,8 @@ import pandas as pd
 
 from stageml.config import FeatureConfig
 from stageml.durations import format_duration
-from stageml.features import feature_columns
-from stageml.vocabulary import OTHER, Vocabulary
+from stageml.features.engine import feature_columns
+from stageml.features.vocabulary import OTHER, Vocabulary
 
 DAY = pd.Timedelta(days=1)
 

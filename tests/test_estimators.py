@@ -11,8 +11,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from stageml.errors import ModelError
-from stageml.estimators import CalibratedLGBM, CenteredIsotonic
-from stageml.explain import contributions
+from stageml.explain.reasons import contributions
+from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
 
 
 def _scores(n: int = 600, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:

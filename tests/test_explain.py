@@ -11,7 +11,7 @@ import shap
 
 from stageml.config import FeatureConfig
 from stageml.errors import ModelError
-from stageml.explain import (
+from stageml.explain.reasons import (
     PARALLEL_MIN_ROWS,
     class_contributions,
     contributions,
@@ -21,10 +21,10 @@ from stageml.explain import (
     shared_pool,
     stage_contributions,
 )
-from stageml.feature_text import UnknownFeatureError, describe, describer
-from stageml.features import feature_columns
-from stageml.train import TrainingResult
-from stageml.vocabulary import Vocabulary
+from stageml.features.engine import feature_columns
+from stageml.features.text import UnknownFeatureError, describe, describer
+from stageml.features.vocabulary import Vocabulary
+from stageml.models.train import TrainingResult
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +222,7 @@ def test_reason_codes_reject_bad_k(trained: TrainingResult) -> None:
 def test_shap_figures_render(trained: TrainingResult) -> None:
     import matplotlib.pyplot as plt
 
-    from stageml.shap_plots import global_figures, waterfall_figure
+    from stageml.explain.plots import global_figures, waterfall_figure
 
     model = trained.model
     figures = global_figures(model, trained.test_frame, sample=200, seed=1)

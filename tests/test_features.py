@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from reference_features import reference_features
 from stageml.config import FeatureConfig
 from stageml.durations import parse_duration
-from stageml.features import build_features, categorical_columns, feature_columns
-from stageml.vocabulary import UnseenActivityWarning, Vocabulary, fit_vocabulary
+from stageml.features.engine import build_features, categorical_columns, feature_columns
+from stageml.features.vocabulary import UnseenActivityWarning, Vocabulary, fit_vocabulary
 
 ACTIVITIES = ["visit", "pricing", "demo", "email", "Case Study!"]
 CHANNELS = ["web", "email", "phone", None]

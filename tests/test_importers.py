@@ -19,8 +19,7 @@ from typer.testing import CliRunner
 
 from stageml.cli import app
 from stageml.config import load_params
-from stageml.errors import ConfigError, ContractError
-from stageml.importers import (
+from stageml.data.importers import (
     IMPORTERS,
     OLIST_LEAKY_COLUMNS,
     REJECTS_FILE,
@@ -33,8 +32,9 @@ from stageml.importers import (
     mapping_doc,
     stage_history,
 )
-from stageml.snapshots import data_span, snapshot_dates
-from stageml.validate import Export, load_export
+from stageml.data.validate import Export, load_export
+from stageml.errors import ConfigError, ContractError
+from stageml.features.snapshots import data_span, snapshot_dates
 
 
 def _real_root() -> Path:
@@ -462,9 +462,9 @@ def test_real_training_on_a_buyer_sample(
 ) -> None:
     import matplotlib.pyplot as plt
 
-    from stageml.score import score_local
-    from stageml.shap_plots import global_figures
-    from stageml.train import train
+    from stageml.explain.plots import global_figures
+    from stageml.models.train import train
+    from stageml.scoring.local import score_local
 
     result = run_import(kind, imported, tmp_path_factory)
     params = load_params(result.params)

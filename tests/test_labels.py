@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from stageml.config import LabelConfig
-from stageml.labels import build_labels
+from stageml.models.labels import build_labels
 
 STAGES = ("alerted", "engaged", "evaluating", "committed", "purchased")
 T = pd.Timestamp

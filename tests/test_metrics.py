@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from stageml.metrics import paired_bootstrap
+from stageml.models.metrics import paired_bootstrap
 
 
 def test_paired_bootstrap_brackets_the_difference_and_resamples_whole_buyers() -> None:

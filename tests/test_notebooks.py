@@ -8,9 +8,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from stageml.tracking import log_training
-from stageml.train import TrainingResult
-from stageml.validate import Export
+from stageml.data.validate import Export
+from stageml.models.train import TrainingResult
+from stageml.tracking.runs import log_training
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from stageml.errors import ContractError
-from stageml.score import add_trends, score_local
-from stageml.train import TrainingResult
+from stageml.models.train import TrainingResult
+from stageml.scoring.local import add_trends, score_local
 
 pytestmark = pytest.mark.slow
 AS_OF = "2026-05-01"
@@ -125,7 +125,7 @@ def test_partitions_give_the_same_scores(
 def test_failed_run_leaves_no_output(
     dirty_export: Path, trained: TrainingResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import stageml.score as score
+    import stageml.scoring.local as score
 
     calls = {"n": 0}
     real = score.score_tables

@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 
 from stageml.cli import app
 from stageml.config import DEFAULT_STAGES
-from stageml.errors import ConfigError
-from stageml.simulate import (
+from stageml.data.simulate import (
     DEFAULT_END,
     DEFAULT_START,
     TABLE_NAMES,
@@ -23,7 +22,8 @@ from stageml.simulate import (
     summarize_folder,
     write_export,
 )
-from stageml.simulate_world import ACTIVITIES, LATE_ACTIVITIES, WorldParams
+from stageml.data.world import ACTIVITIES, LATE_ACTIVITIES, WorldParams
+from stageml.errors import ConfigError
 
 N = 1500
 START, END = pd.Timestamp(DEFAULT_START), pd.Timestamp(DEFAULT_END)

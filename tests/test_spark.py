@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from stageml.data.simulate import simulate
 from stageml.errors import ContractError
-from stageml.score import score_local
-from stageml.simulate import simulate
-from stageml.train import TrainingResult
+from stageml.models.train import TrainingResult
+from stageml.scoring.local import score_local
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ if importlib.util.find_spec("pyspark") is None:
 if shutil.which("java") is None:
     pytest.skip("no 'java' on PATH: Spark needs a Java 17+ runtime", allow_module_level=True)
 
-from stageml.spark_engine import score_spark, spark_session  # noqa: E402
+from stageml.scoring.spark import score_spark, spark_session  # noqa: E402
 
 AS_OF = pd.Timestamp("2026-03-01")
 KEY = ["table", "buyer_id", "reason"]
@@ -167,7 +167,7 @@ def test_spark_input_errors_name_the_fix(export_dir: Path, tmp_path: Path) -> No
 
 
 def test_parquet_rows_are_numbered_from_the_file(spark: object, tmp_path: Path) -> None:
-    from stageml.spark_engine import _read_numbered
+    from stageml.scoring.spark import _read_numbered
 
     frame = pd.DataFrame({"buyer_id": [f"B{i:04d}" for i in range(2500)], "x": range(2500)})
     path = tmp_path / "interactions.parquet"
@@ -183,7 +183,7 @@ def test_each_bucket_gets_its_own_task(spark: object) -> None:
     # 0..n-1 buckets would share tasks (and be scored one after the other).
     from pyspark import TaskContext
 
-    from stageml.spark_engine import BUCKET, _bucket_keys, job_settings
+    from stageml.scoring.spark import BUCKET, _bucket_keys, job_settings
 
     n = 7
     keys = _bucket_keys(spark, n)  # type: ignore[arg-type]

@@ -11,10 +11,10 @@ import mlflow
 import pandas as pd
 import pytest
 
+from stageml.data.validate import Export
 from stageml.errors import ModelError
-from stageml.tracking import champion_version, log_training, promote, rollback
-from stageml.train import TrainingResult
-from stageml.validate import Export
+from stageml.models.train import TrainingResult
+from stageml.tracking.runs import champion_version, log_training, promote, rollback
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def test_champion_in_fresh_process_predicts_same_numbers(
     as_of = str(trained.split.test[0])
     script = f"""
 import mlflow, pandas as pd
-from stageml.validate import load_export
+from stageml.data.validate import load_export
 mlflow.set_tracking_uri({uri!r})
 model = mlflow.pyfunc.load_model("models:/stageml@champion")
 ex = load_export({str(export_dir)!r})
@@ -75,7 +75,7 @@ out.to_parquet({str(tmp_path / "out.parquet")!r})
 """
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     fresh = pd.read_parquet(tmp_path / "out.parquet")
-    from stageml.validate import load_export
+    from stageml.data.validate import load_export
 
     ex = load_export(export_dir)
     here = trained.model.predict(ex.interactions, [as_of])

@@ -12,17 +12,17 @@ from sklearn.metrics import roc_auc_score
 
 from conftest import small_params
 from stageml.config import InflectionFitConfig, Params
+from stageml.data.validate import Export
 from stageml.errors import StageMLError
-from stageml.estimators import CalibratedLGBM, CenteredIsotonic
-from stageml.explain import contributions, reason_table
-from stageml.train import (
+from stageml.explain.reasons import contributions, reason_table
+from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
+from stageml.models.train import (
     TrainingResult,
     elapsed_columns,
     level_note,
     time_split,
     train,
 )
-from stageml.validate import Export
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from stageml.cli import app
-from stageml.errors import ContractError
-from stageml.validate import (
+from stageml.data.validate import (
     Export,
     InteractionsSchema,
     StageHistorySchema,
@@ -24,6 +23,7 @@ from stageml.validate import (
     summary_table,
     write_rejects,
 )
+from stageml.errors import ContractError
 
 GOOD_INTERACTIONS = """\
 buyer_id,occurred_at,activity,channel,direction

@@ -81,7 +81,7 @@ def simulate_command(
     from rich.table import Table
 
     from stageml.config import load_params
-    from stageml.simulate import simulate_to_folder, summarize_folder
+    from stageml.data.simulate import simulate_to_folder, summarize_folder
 
     settings = load_params(params)
     simulate_to_folder(
@@ -126,7 +126,7 @@ def validate_command(
     """
     # Imported here so the command stays one self-contained block of this file.
     from stageml.config import load_params
-    from stageml.validate import load_export, summary_table, write_rejects
+    from stageml.data.validate import load_export, summary_table, write_rejects
 
     settings = load_params(params)
     export = load_export(data, stages=settings.stages)
@@ -139,7 +139,7 @@ def validate_command(
 
 def _load_checked(data: Path, stages: tuple[str, ...], require_stage_history: bool = False) -> Any:
     """Validate the export first (every command does), reporting rejected rows."""
-    from stageml.validate import load_export, write_rejects
+    from stageml.data.validate import load_export, write_rejects
 
     export = load_export(data, stages=stages, require_stage_history=require_stage_history)
     for warning in export.warnings:
@@ -165,9 +165,9 @@ def features_command(
 ) -> None:
     """Point-in-time features per buyer and as-of instant (vocabulary fitted on this export)."""
     from stageml.config import load_params
-    from stageml.features import build_features
-    from stageml.io import write_table
-    from stageml.vocabulary import fit_vocabulary
+    from stageml.data.io import write_table
+    from stageml.features.engine import build_features
+    from stageml.features.vocabulary import fit_vocabulary
 
     settings = load_params(params)
     export = _load_checked(data, settings.stages)
@@ -207,10 +207,10 @@ def train_command(
 ) -> None:
     """Backtest, calibrate, log to MLflow and register the stage + inflection model."""
     from stageml.config import load_params
-    from stageml.io import write_json
-    from stageml.tables import metrics_table
-    from stageml.tracking import log_training, resolve_tracking_uri
-    from stageml.train import level_note, train
+    from stageml.data.io import write_json
+    from stageml.models.train import level_note, train
+    from stageml.tracking.runs import log_training, resolve_tracking_uri
+    from stageml.tracking.tables import metrics_table
 
     settings = load_params(params)
     export = _load_checked(data, settings.stages, require_stage_history=True)
@@ -232,7 +232,7 @@ def train_command(
     if metrics_out is not None:
         write_json({"metrics": result.metrics, "data": result.data_description}, metrics_out)
     if report_out is not None:
-        from stageml.io import atomic_path
+        from stageml.data.io import atomic_path
 
         with atomic_path(report_out) as tmp:
             tmp.write_text(registered.report_html)
@@ -252,7 +252,7 @@ def promote_command(
 ) -> None:
     """Give the champion alias to a version by hand."""
     from stageml.config import load_params
-    from stageml.tracking import promote, resolve_tracking_uri
+    from stageml.tracking.runs import promote, resolve_tracking_uri
 
     name = load_params(params).registry.name
     promote(version, tracking_uri=resolve_tracking_uri(tracking_uri), name=name)
@@ -264,7 +264,7 @@ def promote_command(
 def rollback_command(tracking_uri: TrackingOption = None, params: ParamsOption = None) -> None:
     """Return the champion alias to the previous champion."""
     from stageml.config import load_params
-    from stageml.tracking import resolve_tracking_uri, rollback
+    from stageml.tracking.runs import resolve_tracking_uri, rollback
 
     name = load_params(params).registry.name
     version = rollback(tracking_uri=resolve_tracking_uri(tracking_uri), name=name)
@@ -297,11 +297,11 @@ def score_command(
 ) -> None:
     """Score every buyer of an export; write scores, rejects and a JSON run summary."""
     from stageml.errors import ConfigError
-    from stageml.tracking import resolve_model, resolve_tracking_uri
+    from stageml.tracking.runs import resolve_model, resolve_tracking_uri
 
     bundle, version = resolve_model(model, resolve_tracking_uri(tracking_uri))
     if engine == "local":
-        from stageml.score import score_local
+        from stageml.scoring.local import score_local
 
         with _progress("scoring partitions") as advance:
             summary = score_local(
@@ -317,7 +317,7 @@ def score_command(
                 progress=advance,
             )
     elif engine == "spark":
-        from stageml.spark_engine import score_spark
+        from stageml.scoring.spark import score_spark
 
         summary = score_spark(
             data,
@@ -356,7 +356,7 @@ def import_command(
     # Imported here so the command stays one self-contained block of this file.
     from rich.table import Table
 
-    from stageml.importers import import_export
+    from stageml.data.importers import import_export
 
     result = import_export(kind, src, out, fmt=fmt)
     table = Table(title=f"{kind} import into {out}")
@@ -405,8 +405,8 @@ def explain_command(
 
     from stageml.durations import format_duration
     from stageml.errors import ModelError
-    from stageml.explain import reason_table
-    from stageml.tracking import resolve_model, resolve_tracking_uri
+    from stageml.explain.reasons import reason_table
+    from stageml.tracking.runs import resolve_model, resolve_tracking_uri
 
     bundle, version = resolve_model(model, resolve_tracking_uri(tracking_uri))
     export = _load_checked(data, bundle.stages)
@@ -444,8 +444,8 @@ def explain_command(
             )
         console.print(table)
     if waterfall is not None:
-        from stageml.io import atomic_path
-        from stageml.shap_plots import waterfall_figure
+        from stageml.data.io import atomic_path
+        from stageml.explain.plots import waterfall_figure
 
         fig = waterfall_figure(bundle, features.iloc[[0]], task="stage")
         with atomic_path(waterfall) as tmp:
@@ -462,7 +462,7 @@ def top_command(
     """Show the buyers most likely to move to a later stage soon, with their reasons."""
     from rich.table import Table
 
-    from stageml.io import read_table
+    from stageml.data.io import read_table
 
     frame = read_table(scores)
     # Ties in probability (flat calibration at the top) are ordered by the raw score;

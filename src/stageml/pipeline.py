@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 
 from stageml.config import Params
+from stageml.data.io import TABLES, atomic_path, find_table, read_table, write_json, write_table
+from stageml.data.validate import Export, load_export, write_rejects
 from stageml.errors import ConfigError
-from stageml.io import TABLES, atomic_path, find_table, read_table, write_json, write_table
-from stageml.model import StageModel
-from stageml.train import TrainingData, TrainingResult, fit, prepare_training
-from stageml.validate import Export, load_export, write_rejects
+from stageml.models.bundle import StageModel
+from stageml.models.train import TrainingData, TrainingResult, fit, prepare_training
 
 
 def _pickle(obj: Any, path: Path) -> None:
@@ -35,7 +35,7 @@ def _unpickle(path: Path) -> Any:
 def ingest(params: Params, out: Path) -> None:
     """Simulate an export, or copy a real one from ``data.source``, into ``out``."""
     if params.data.source == "simulate":
-        from stageml.simulate import simulate_to_folder
+        from stageml.data.simulate import simulate_to_folder
 
         simulate_to_folder(
             params.data.simulate_buyers, seed=params.seed, out=out, stages=params.stages
@@ -90,7 +90,7 @@ def train(
     params: Params, data: Path, snapshots_dir: Path, out: Path, *, tracking_uri: str
 ) -> TrainingResult:
     """Fit, log to MLflow, register; write model, metrics, plot data and the HTML report."""
-    from stageml.tracking import log_training
+    from stageml.tracking.runs import log_training
 
     meta: TrainingData = _unpickle(snapshots_dir / "meta.pkl")
     meta.snapshots = read_table(snapshots_dir / "snapshots.parquet")
@@ -133,8 +133,8 @@ def explain(
     params: Params, model_path: Path, snapshots_dir: Path, out: Path, *, k: int = 3
 ) -> None:
     """Global SHAP figures and reason codes for the latest snapshot's buyers."""
-    from stageml.explain import reason_codes
-    from stageml.shap_plots import global_figures
+    from stageml.explain.plots import global_figures
+    from stageml.explain.reasons import reason_codes
 
     model: StageModel = _unpickle(model_path)
     snaps = read_table(snapshots_dir / "snapshots.parquet")
@@ -154,7 +154,7 @@ def score(
     params: Params, data: Path, model_path: Path, out: Path, *, reasons: int = 3
 ) -> dict[str, Any]:
     """Score the export as of ``data.score_as_of`` (default: the end of the data)."""
-    from stageml.score import score_local
+    from stageml.scoring.local import score_local
 
     model: StageModel = _unpickle(model_path)
     as_of = params.data.score_as_of

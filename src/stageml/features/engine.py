@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stageml.config import FeatureConfig
+from stageml.data.io import sql_escape
 from stageml.durations import format_duration
-from stageml.io import sql_escape
-from stageml.vocabulary import OTHER, Vocabulary, slug, warn_unseen
+from stageml.features.vocabulary import OTHER, Vocabulary, slug, warn_unseen
 
 _US_PER_DAY = 86_400_000_000
 _DIRECTIONS = ("inbound", "outbound")

@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from stageml.durations import format_duration
-from stageml.tables import CANDIDATES, HEADERS, ROWS, UNRANKED, metric_key
-from stageml.train import TrainingResult
+from stageml.models.train import TrainingResult
+from stageml.tracking.tables import CANDIDATES, HEADERS, ROWS, UNRANKED, metric_key
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;\

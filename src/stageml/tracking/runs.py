@@ -27,14 +27,14 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 
 import stageml
+from stageml.data.validate import Export
 from stageml.errors import ModelError
-from stageml.metrics import inflection_metrics, stage_metrics
-from stageml.model import StageModel
-from stageml.plots import training_figures
-from stageml.report import render_report
-from stageml.shap_plots import global_figures
-from stageml.train import TrainingResult
-from stageml.validate import Export
+from stageml.explain.plots import global_figures
+from stageml.models.bundle import StageModel
+from stageml.models.metrics import inflection_metrics, stage_metrics
+from stageml.models.train import TrainingResult
+from stageml.tracking.plots import training_figures
+from stageml.tracking.report import render_report
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

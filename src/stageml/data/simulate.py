@@ -5,7 +5,7 @@ hidden Markov-ish world, day by day: a stage-specific daily hazard (faster after
 recent seller touch) moves them on, a small hazard makes them go quiet (no more
 progress, activity decays), a rarer one sends them one stage back; the last stage is
 absorbing. Inbound activity is drawn per stage episode from overlapping stage mixes
-(see :mod:`stageml.simulate_world`); the CRM's ``stage_history`` is the true path
+(see :mod:`stageml.data.world`); the CRM's ``stage_history`` is the true path
 recorded late, sometimes wrong, sometimes not at all.
 
 Time conventions: the export is taken at the instant ``end``; every timestamp ``t``
@@ -34,9 +34,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from stageml.config import DEFAULT_STAGES
-from stageml.errors import ConfigError
-from stageml.io import atomic_path, find_table, write_table
-from stageml.simulate_world import (
+from stageml.data.io import atomic_path, find_table, write_table
+from stageml.data.world import (
     DAY,
     INBOUND_HOURS,
     INDUSTRIES,
@@ -63,6 +62,7 @@ from stageml.simulate_world import (
     record_history,
     walk,
 )
+from stageml.errors import ConfigError
 
 DEFAULT_START = "2025-01-01"
 DEFAULT_END = "2026-06-30"
@@ -108,7 +108,7 @@ def simulate(
     start, end
         The export window ``[start, end)``; buyers enter on days inside it.
     params
-        World knobs; defaults to :class:`~stageml.simulate_world.WorldParams`.
+        World knobs; defaults to :class:`~stageml.data.world.WorldParams`.
     chunk_buyers
         Buyers per independently seeded block; keep equal to compare with
         :func:`simulate_to_folder`.

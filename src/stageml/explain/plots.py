@@ -1,6 +1,6 @@
 """Global and single-buyer SHAP figures drawn from LightGBM's native contributions.
 
-The values come from :func:`stageml.explain.contributions` (raw margin units: stage logit,
+The values come from :func:`stageml.explain.reasons.contributions` (raw margin units: stage logit,
 inflection log-odds); ``shap`` is used only to draw them. Figures are returned, not
 saved or logged: tracking decides where they go.
 """
@@ -16,8 +16,8 @@ import shap
 from matplotlib.figure import Figure
 
 from stageml.errors import ModelError  # noqa: E402
-from stageml.explain import contributions, stage_contributions  # noqa: E402
-from stageml.model import StageModel  # noqa: E402
+from stageml.explain.reasons import contributions, stage_contributions  # noqa: E402
+from stageml.models.bundle import StageModel  # noqa: E402
 
 MAX_DISPLAY = 12
 DEPENDENCE_TOP = 3

@@ -27,7 +27,7 @@ import pandas as pd
 from stageml.config import LabelConfig
 
 if TYPE_CHECKING:
-    from stageml.validate import Export
+    from stageml.data.validate import Export
 
 
 def stage_rank(stages: Sequence[str]) -> dict[str, int]:

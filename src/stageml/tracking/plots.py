@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stageml.estimators import CalibratedLGBM
+from stageml.models.estimators import CalibratedLGBM
 
 
 def confusion_figure(confusion: np.ndarray, stages: Sequence[str]) -> Figure:

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from stageml.config import Params
-from stageml.drift import FeatureReference
-from stageml.estimators import CalibratedLGBM
-from stageml.features import KEYS, build_features, feature_columns
+from stageml.features.engine import KEYS, build_features, feature_columns
+from stageml.models.estimators import CalibratedLGBM
+from stageml.scoring.drift import FeatureReference
 
 
 @dataclass
@@ -24,7 +24,7 @@ class StageModel:
     """Everything needed to score a raw export exactly as the training run did."""
 
     params: Params
-    vocabulary: object  # stageml.vocabulary.Vocabulary; kept loose for pickling across versions
+    vocabulary: object  # features.vocabulary.Vocabulary; kept loose for pickling across versions
     stage_model: CalibratedLGBM
     inflection_model: CalibratedLGBM
     # Training distribution of every feature, for the drift check at scoring time.

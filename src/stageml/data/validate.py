@@ -30,9 +30,9 @@ import pandas as pd
 from rich.table import Table
 
 from stageml.config import DEFAULT_STAGES
+from stageml.data.io import TABLES, find_table, read_table, write_table
+from stageml.data.pandera_quiet import pa
 from stageml.errors import ContractError
-from stageml.io import TABLES, find_table, read_table, write_table
-from stageml.pandera_quiet import pa
 
 STRING = pd.StringDtype()
 # pandas 3 parses timestamps to microseconds; one unit everywhere keeps merge_asof keys

@@ -23,12 +23,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from joblib import Parallel, delayed
 
-from stageml.drift import psi_table
+from stageml.data.io import (
+    atomic_path,
+    find_table,
+    fingerprint,
+    sql_escape,
+    write_json,
+    write_table,
+)
+from stageml.data.validate import SOURCE_ROW, STRING, validate_frames
 from stageml.errors import ContractError
-from stageml.estimators import free_threads
-from stageml.io import atomic_path, find_table, fingerprint, sql_escape, write_json, write_table
-from stageml.model import StageModel
-from stageml.validate import SOURCE_ROW, STRING, validate_frames
+from stageml.models.bundle import StageModel
+from stageml.models.estimators import free_threads
+from stageml.scoring.drift import psi_table
 
 SCORING_TABLES = ("interactions", "buyers")
 _DRIFT_SAMPLE_ROWS = 50_000
@@ -72,7 +79,7 @@ def score_tables(
     features = model.features(export.interactions, [as_of], export.buyers, threads=threads)
     scores = model.predict_features(features, threads=threads)
     if reasons > 0 and len(features):
-        from stageml.explain import reason_codes
+        from stageml.explain.reasons import reason_codes
 
         codes = reason_codes(model, features, k=reasons, workers=threads).reset_index(drop=True)
         scores = pd.concat(

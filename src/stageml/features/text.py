@@ -1,7 +1,7 @@
 """Plain-language text for a feature and a buyer's value of it, for reason codes and plots.
 
 Texts are generated from the feature *definitions* (the same counters, windows and
-vocabulary that :func:`stageml.features.feature_columns` uses), not from a hand-kept list
+vocabulary that :func:`stageml.features.engine.feature_columns` uses), not from a hand-kept list
 of names, so a renamed activity or a new window gets its text automatically. A name that
 no definition produces is an error, never a silent echo of the raw name: that way a test
 can prove every generated column is covered.
@@ -18,8 +18,8 @@ import pandas as pd
 from stageml.config import FeatureConfig
 from stageml.durations import format_duration
 from stageml.errors import ModelError
-from stageml.features import _counters, _windowed, _windows, feature_columns
-from stageml.vocabulary import OTHER, Vocabulary, slug
+from stageml.features.engine import _counters, _windowed, _windows, feature_columns
+from stageml.features.vocabulary import OTHER, Vocabulary, slug
 
 _ALL = "all"
 _UNITS = (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1))
@@ -152,7 +152,7 @@ def feature_specs(vocabulary: Vocabulary, config: FeatureConfig) -> dict[str, _S
     if unexplained:
         raise UnknownFeatureError(
             f"no readable text for feature columns {unexplained[:5]}. Fix: add their family "
-            "to stageml.feature_text.feature_specs"
+            "to stageml.features.text.feature_specs"
         )
     return specs
 
@@ -248,7 +248,7 @@ def describe(feature: str, value: Any, vocabulary: Vocabulary, config: FeatureCo
     Parameters
     ----------
     feature
-        A column name from :func:`stageml.features.feature_columns`.
+        A column name from :func:`stageml.features.engine.feature_columns`.
     value
         The buyer's value (NaN / None / ``pd.NA`` for missing, a category label for
         categorical columns).

@@ -16,23 +16,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stageml.baselines import LastActivityRule, MajorityBaseline, fit_quietly, logistic_baseline
 from stageml.config import BoosterConfig, Params
-from stageml.drift import fit_reference
+from stageml.data.validate import Export
 from stageml.errors import StageMLError
-from stageml.estimators import CalibratedLGBM, Calibration
-from stageml.features import feature_columns
-from stageml.labels import coincidence_rate
-from stageml.metrics import (
+from stageml.features.engine import feature_columns
+from stageml.features.snapshots import build_snapshots, data_span, snapshot_dates
+from stageml.features.vocabulary import Vocabulary, fit_vocabulary
+from stageml.models.baselines import (
+    LastActivityRule,
+    MajorityBaseline,
+    fit_quietly,
+    logistic_baseline,
+)
+from stageml.models.bundle import StageModel
+from stageml.models.estimators import CalibratedLGBM, Calibration
+from stageml.models.labels import coincidence_rate
+from stageml.models.metrics import (
     inflection_metrics,
     reliability_curve,
     stage_confusion,
     stage_metrics,
 )
-from stageml.model import StageModel
-from stageml.snapshots import build_snapshots, data_span, snapshot_dates
-from stageml.validate import Export
-from stageml.vocabulary import Vocabulary, fit_vocabulary
+from stageml.scoring.drift import fit_reference
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 from stageml.errors import ModelError
-from stageml.estimators import CalibratedLGBM, free_threads
-from stageml.feature_text import describer
-from stageml.features import KEYS
-from stageml.model import StageModel
+from stageml.features.engine import KEYS
+from stageml.features.text import describer
+from stageml.models.bundle import StageModel
+from stageml.models.estimators import CalibratedLGBM, free_threads
 
 # Reason codes are computed in batches so that peak memory is one batch's (n, K, F+1) array.
 BATCH_ROWS = 100_000

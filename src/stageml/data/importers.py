@@ -46,12 +46,12 @@ import pandas as pd
 import yaml
 
 from stageml.config import Params, load_params
+from stageml.data.io import SUFFIXES, TABLES, atomic_path, write_table
+from stageml.data.validate import TableReport, load_export
 from stageml.durations import format_duration, parse_duration
 from stageml.errors import ConfigError, ContractError, StageMLError
-from stageml.io import SUFFIXES, TABLES, atomic_path, write_table
-from stageml.labels import coincidence_rate
-from stageml.snapshots import snapshot_dates
-from stageml.validate import TableReport, load_export
+from stageml.features.snapshots import snapshot_dates
+from stageml.models.labels import coincidence_rate
 
 REJECTS_FILE = "import_rejects.csv"
 PARAMS_FILE = "params.yaml"

@@ -8,9 +8,9 @@ import pandas as pd
 
 from stageml.config import Params
 from stageml.errors import ConfigError
-from stageml.features import KEYS, build_features
-from stageml.labels import build_labels
-from stageml.vocabulary import Vocabulary
+from stageml.features.engine import KEYS, build_features
+from stageml.features.vocabulary import Vocabulary
+from stageml.models.labels import build_labels
 
 
 def data_span(

@@ -2,10 +2,10 @@
 
 Buyers are hashed into buckets (``pmod(xxhash64(trim(buyer_id)), n)``: trimmed like the
 validator, so one buyer's rows never split across buckets). Interactions and buyers are
-cogrouped by bucket and each bucket goes through :func:`stageml.score.score_tables` in
+cogrouped by bucket and each bucket goes through :func:`stageml.scoring.local.score_tables` in
 one Python call, so each call handles thousands of buyers, not one.
 
-A bucket returns a single row holding its pickled :class:`~stageml.score.PartitionResult`
+A bucket returns a single row holding its pickled :class:`~stageml.scoring.local.PartitionResult`
 (scores, rejects, input counts, drift sample). One payload keeps the four parts of a
 bucket together and lets the schema follow ``score_tables`` (reason columns included)
 instead of restating it here. The driver pulls buckets one at a time
@@ -40,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from stageml.io import atomic_path
-from stageml.model import StageModel
-from stageml.score import (
+from stageml.data.io import atomic_path
+from stageml.data.validate import SOURCE_ROW
+from stageml.models.bundle import StageModel
+from stageml.scoring.local import (
     _DRIFT_SAMPLE_ROWS,
     PartitionResult,
     ScoringRun,
@@ -55,7 +56,6 @@ from stageml.score import (
     score_tables,
     scoring_sources,
 )
-from stageml.validate import SOURCE_ROW
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -1,4 +1,4 @@
-"""The simulated world behind :mod:`stageml.simulate`: vocabulary, profiles, dynamics.
+"""The simulated world behind :mod:`stageml.data.simulate`: vocabulary, profiles, dynamics.
 
 Everything stage-specific is written once, for five *anchor* positions along a funnel
 (0 = first stage, 0.75 = last stage before purchase, 1 = the absorbing last stage), and
