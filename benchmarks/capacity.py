@@ -58,7 +58,7 @@ import stageml.models.train as train_module  # noqa: E402
 from stageml.config import Params  # noqa: E402
 from stageml.data.simulate import simulate, write_export  # noqa: E402
 from stageml.data.validate import load_export  # noqa: E402
-from stageml.explain.reasons import class_boosters  # noqa: E402
+from stageml.explain.contributions import class_boosters  # noqa: E402
 from stageml.models.baselines import MajorityBaseline  # noqa: E402
 
 CACHE = HERE / ".cache"

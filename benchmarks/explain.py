@@ -48,12 +48,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import markdown_table  # noqa: E402
 
-from stageml.explain.reasons import (  # noqa: E402
-    class_contributions,
-    contributions,
-    default_workers,
-    reason_table,
-)
+from stageml.explain.contributions import class_contributions, contributions, default_workers
+from stageml.explain.reasons import reason_table
 from stageml.models.bundle import StageModel  # noqa: E402
 
 MILLION = 1_000_000

@@ -11,7 +11,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from stageml.errors import ModelError
-from stageml.explain.reasons import contributions
+from stageml.explain.contributions import contributions
 from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
 
 

@@ -11,16 +11,15 @@ import shap
 
 from stageml.config import FeatureConfig
 from stageml.errors import ModelError
-from stageml.explain.reasons import (
+from stageml.explain.contributions import (
     PARALLEL_MIN_ROWS,
     class_contributions,
     contributions,
     default_workers,
-    reason_codes,
-    reason_table,
     shared_pool,
     stage_contributions,
 )
+from stageml.explain.reasons import reason_codes, reason_table
 from stageml.features.engine import feature_columns
 from stageml.features.text import UnknownFeatureError, describe, describer
 from stageml.features.vocabulary import Vocabulary

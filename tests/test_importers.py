@@ -19,22 +19,15 @@ from typer.testing import CliRunner
 
 from stageml.cli import app
 from stageml.config import load_params
-from stageml.data.importers import (
-    IMPORTERS,
-    OLIST_LEAKY_COLUMNS,
-    REJECTS_FILE,
-    ImportResult,
-    coincidence_rate,
-    import_export,
-    map_maven,
-    map_olist,
-    map_taobao,
-    mapping_doc,
-    stage_history,
-)
+from stageml.data.importers import IMPORTERS, import_export, mapping_doc
+from stageml.data.importers.common import REJECTS_FILE, ImportResult, stage_history
+from stageml.data.importers.maven import map_maven
+from stageml.data.importers.olist import OLIST_LEAKY_COLUMNS, map_olist
+from stageml.data.importers.taobao import map_taobao
 from stageml.data.validate import Export, load_export
 from stageml.errors import ConfigError, ContractError
 from stageml.features.snapshots import data_span, snapshot_dates
+from stageml.models.labels import coincidence_rate
 
 
 def _real_root() -> Path:

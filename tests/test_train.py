@@ -14,7 +14,8 @@ from conftest import small_params
 from stageml.config import InflectionFitConfig, Params
 from stageml.data.validate import Export
 from stageml.errors import StageMLError
-from stageml.explain.reasons import contributions, reason_table
+from stageml.explain.contributions import contributions
+from stageml.explain.reasons import reason_table
 from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
 from stageml.models.train import (
     TrainingResult,

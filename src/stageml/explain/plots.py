@@ -1,8 +1,8 @@
 """Global and single-buyer SHAP figures drawn from LightGBM's native contributions.
 
-The values come from :func:`stageml.explain.reasons.contributions` (raw margin units: stage logit,
-inflection log-odds); ``shap`` is used only to draw them. Figures are returned, not
-saved or logged: tracking decides where they go.
+The values come from :func:`stageml.explain.contributions.contributions` (raw margin
+units: stage logit, inflection log-odds); ``shap`` is used only to draw them. Figures
+are returned, not saved or logged: tracking decides where they go.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shap
 from matplotlib.figure import Figure
 
 from stageml.errors import ModelError  # noqa: E402
-from stageml.explain.reasons import contributions, stage_contributions  # noqa: E402
+from stageml.explain.contributions import contributions, stage_contributions
 from stageml.models.bundle import StageModel  # noqa: E402
 
 MAX_DISPLAY = 12

@@ -311,7 +311,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Return the raw margin before the link, shape (n, 1) binary or (n, K).
 
         The booster's raw score plus the linear base margin where there is one (what
-        :func:`stageml.explain.reasons.contributions` adds up to).
+        :func:`stageml.explain.contributions.contributions` adds up to).
         """
         self._check(X)
         raw = self._booster_margin(X, threads or free_threads())
