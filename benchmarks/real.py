@@ -60,10 +60,10 @@ from _common import markdown_table  # noqa: E402
 
 from stageml.config import Params, load_params  # noqa: E402
 from stageml.data.importers import IMPORTERS, import_export  # noqa: E402
+from stageml.data.span import data_span  # noqa: E402
 from stageml.data.validate import load_export  # noqa: E402
 from stageml.durations import format_duration  # noqa: E402
 from stageml.features.engine import feature_columns  # noqa: E402
-from stageml.features.snapshots import data_span  # noqa: E402
 from stageml.models.metrics import inflection_metrics, paired_bootstrap  # noqa: E402
 from stageml.models.train import TrainingData, prepare_training  # noqa: E402
 from stageml.models.train import fit as fit_models  # noqa: E402

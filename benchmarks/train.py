@@ -51,7 +51,6 @@ from stageml.data.simulate import simulate, write_export  # noqa: E402
 from stageml.data.validate import Export, load_export  # noqa: E402
 from stageml.durations import format_duration, parse_duration  # noqa: E402
 from stageml.features.engine import feature_columns  # noqa: E402
-from stageml.features.snapshots import build_snapshots  # noqa: E402
 from stageml.models.baselines import (  # noqa: E402
     LastActivityRule,
     MajorityBaseline,
@@ -59,6 +58,7 @@ from stageml.models.baselines import (  # noqa: E402
     logistic_baseline,
 )
 from stageml.models.metrics import stage_metrics  # noqa: E402
+from stageml.models.snapshots import build_snapshots  # noqa: E402
 from stageml.models.train import TrainingResult, train  # noqa: E402
 
 CACHE = HERE / ".cache"

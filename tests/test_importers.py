@@ -24,10 +24,9 @@ from stageml.data.importers.common import REJECTS_FILE, ImportResult, stage_hist
 from stageml.data.importers.maven import map_maven
 from stageml.data.importers.olist import OLIST_LEAKY_COLUMNS, map_olist
 from stageml.data.importers.taobao import map_taobao
+from stageml.data.span import coincidence_rate, data_span, snapshot_dates
 from stageml.data.validate import Export, load_export
 from stageml.errors import ConfigError, ContractError
-from stageml.features.snapshots import data_span, snapshot_dates
-from stageml.models.labels import coincidence_rate
 
 
 def _real_root() -> Path:

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from stageml.config import Params
+from stageml.features.drift import FeatureReference
 from stageml.features.engine import KEYS, build_features, feature_columns
 from stageml.models.estimators import CalibratedLGBM
-from stageml.scoring.drift import FeatureReference
 
 
 @dataclass

@@ -17,17 +17,12 @@ Conventions, with ``d`` the label delay and ``H`` the horizon:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from stageml.config import LabelConfig
-
-if TYPE_CHECKING:
-    from stageml.data.validate import Export
 
 
 def stage_rank(stages: Sequence[str]) -> dict[str, int]:
@@ -121,24 +116,3 @@ def _first_later_entry(current: pd.DataFrame, history: pd.DataFrame) -> pd.Serie
     ]
     first = later.groupby("_row")["entered_at"].min()
     return pd.Series(first.reindex(current["_row"]).to_numpy(), index=current.index)
-
-
-def coincidence_rate(export: Export) -> float:
-    """Share of recorded stage changes at the same instant as one of the buyer's interactions.
-
-    Near 1 means the stage history is written from the interaction log itself: the
-    current stage can be read off the history, and the open question is the inflection.
-    NaN when the export has no stage history.
-    """
-    history = export.stage_history
-    if history is None or history.empty:
-        return math.nan
-    seen = export.interactions[["buyer_id", "occurred_at"]].drop_duplicates()
-    matched = history.merge(
-        seen,
-        left_on=["buyer_id", "entered_at"],
-        right_on=["buyer_id", "occurred_at"],
-        how="left",
-        indicator=True,
-    )
-    return float((matched["_merge"] == "both").mean())

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from stageml.config import BoosterConfig, Params
+from stageml.data.span import coincidence_rate, data_span, snapshot_dates
 from stageml.data.validate import Export
 from stageml.errors import StageMLError
+from stageml.features.drift import fit_reference
 from stageml.features.engine import feature_columns
-from stageml.features.snapshots import build_snapshots, data_span, snapshot_dates
 from stageml.features.vocabulary import Vocabulary, fit_vocabulary
 from stageml.models.baselines import (
     LastActivityRule,
@@ -30,14 +31,13 @@ from stageml.models.baselines import (
 )
 from stageml.models.bundle import StageModel
 from stageml.models.estimators import CalibratedLGBM, Calibration
-from stageml.models.labels import coincidence_rate
 from stageml.models.metrics import (
     inflection_metrics,
     reliability_curve,
     stage_confusion,
     stage_metrics,
 )
-from stageml.scoring.drift import fit_reference
+from stageml.models.snapshots import build_snapshots
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from stageml.data.io import (
 )
 from stageml.data.validate import SOURCE_ROW, STRING, validate_frames
 from stageml.errors import ContractError
+from stageml.features.drift import psi_table
 from stageml.models.bundle import StageModel
 from stageml.models.estimators import free_threads
-from stageml.scoring.drift import psi_table
 
 SCORING_TABLES = ("interactions", "buyers")
 _DRIFT_SAMPLE_ROWS = 50_000

@@ -63,11 +63,10 @@ from stageml.data.importers.olist import OLIST_DOC
 from stageml.data.importers.taobao import IMPORTER as TAOBAO
 from stageml.data.importers.taobao import TAOBAO_DOC
 from stageml.data.io import SUFFIXES, TABLES, atomic_path, write_table
+from stageml.data.span import coincidence_rate, snapshot_dates
 from stageml.data.validate import TableReport, load_export
 from stageml.durations import format_duration, parse_duration
 from stageml.errors import ConfigError, ContractError, StageMLError
-from stageml.features.snapshots import snapshot_dates
-from stageml.models.labels import coincidence_rate
 
 IMPORTERS: dict[str, Importer] = {i.kind: i for i in (TAOBAO, OLIST, MAVEN)}
 

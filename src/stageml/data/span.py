@@ -1,16 +1,17 @@
-"""Training snapshots: features and labels at many as-of instants, in one table."""
+"""What an export covers in time: its span, its as-of schedule, its stage-change timing.
+
+Facts about the export alone, used by importers, training and scoring alike.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 
 import pandas as pd
 
 from stageml.config import Params
+from stageml.data.validate import Export
 from stageml.errors import ConfigError
-from stageml.features.engine import KEYS, build_features
-from stageml.features.vocabulary import Vocabulary
-from stageml.models.labels import build_labels
 
 
 def data_span(
@@ -44,36 +45,22 @@ def snapshot_dates(params: Params, start: pd.Timestamp, end: pd.Timestamp) -> li
     return list(pd.date_range(first, last, freq=config.every))
 
 
-def build_snapshots(
-    interactions: pd.DataFrame,
-    stage_history: pd.DataFrame,
-    *,
-    params: Params,
-    vocabulary: Vocabulary,
-    buyers: pd.DataFrame | None = None,
-    as_of: list[pd.Timestamp] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> pd.DataFrame:
-    """Features + labels for every buyer at every snapshot instant.
+def coincidence_rate(export: Export) -> float:
+    """Share of recorded stage changes at the same instant as one of the buyer's interactions.
 
-    Rows keep unlabeled and censored examples (labels <NA>); the trainer decides which to
-    use for which model.
+    Near 1 means the stage history is written from the interaction log itself: the
+    current stage can be read off the history, and the open question is the inflection.
+    NaN when the export has no stage history.
     """
-    start, end = data_span(interactions, stage_history)
-    instants = as_of if as_of is not None else snapshot_dates(params, start, end)
-    features = build_features(
-        interactions,
-        instants,
-        vocabulary=vocabulary,
-        config=params.features,
-        buyers=buyers,
-        progress=progress,
+    history = export.stage_history
+    if history is None or history.empty:
+        return math.nan
+    seen = export.interactions[["buyer_id", "occurred_at"]].drop_duplicates()
+    matched = history.merge(
+        seen,
+        left_on=["buyer_id", "entered_at"],
+        right_on=["buyer_id", "occurred_at"],
+        how="left",
+        indicator=True,
     )
-    labels = build_labels(
-        features[list(KEYS)],
-        stage_history,
-        stages=params.stages,
-        config=params.labels,
-        data_end=end,
-    )
-    return pd.concat([features, labels.drop(columns=list(KEYS))], axis=1)
+    return float((matched["_merge"] == "both").mean())
