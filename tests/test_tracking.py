@@ -101,3 +101,28 @@ def test_comparison_is_logged(registry) -> None:
     path = client.download_artifacts(second.run_id, "champion_comparison.json")
     logged = json.loads(Path(path).read_text())
     assert logged["promote"] is True and logged["champion_version"] == 1
+
+
+def test_a_model_pickled_by_a_retired_module_asks_for_a_retrain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    from mlflow.pyfunc import PythonModel
+
+    from stageml.tracking.runs import load_bundle
+
+    retired = types.ModuleType("stageml.retired_layout")
+
+    class OldModel(PythonModel):
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            return model_input
+
+    OldModel.__module__, OldModel.__qualname__ = retired.__name__, "OldModel"
+    retired.OldModel = OldModel  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, retired.__name__, retired)
+    mlflow.pyfunc.save_model(tmp_path / "old", python_model=OldModel())
+    monkeypatch.delitem(sys.modules, retired.__name__)
+
+    with pytest.raises(ModelError, match="stageml.retired_layout.*retrain"):
+        load_bundle(str(tmp_path / "old"), f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -225,6 +225,15 @@ def load_bundle(model_uri: str, tracking_uri: str) -> StageModel:
                 f"cannot load model {model_uri!r} from {tracking_uri}: {exc.message}. "
                 "Fix: train one with 'stageml train' or pass an existing --model URI"
             ) from exc
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("stageml."):
+                raise
+            raise ModelError(
+                f"model {model_uri!r} was saved by an older stageml whose module {exc.name!r} "
+                "no longer exists (the package was regrouped into data/, features/, models/, "
+                "explain/, scoring/, tracking/). Fix: retrain and register it with "
+                "'stageml train', or score it with the stageml version that trained it"
+            ) from exc
     bundle: StageModel = loaded.unwrap_python_model().model
     return bundle
 
