@@ -74,6 +74,20 @@ def simulate_command(
     end: Annotated[str, typer.Option("--end", help="Export instant; all data is before.")] = (
         "2026-06-30"
     ),
+    touch_effects: Annotated[
+        bool,
+        typer.Option("--touch-effects", help="Stage-appropriate touch effects (world.py)."),
+    ] = False,
+    touch_trial: Annotated[
+        float,
+        typer.Option(
+            "--touch-trial",
+            min=0.0,
+            max=1.0,
+            help="Share of buyers in a randomised touch trial (implies --touch-effects); "
+            "writes trial and touch_truth tables.",
+        ),
+    ] = 0.0,
     params: ParamsOption = None,
 ) -> None:
     """Write a simulated CRM export (with its true stage path) for demos and tests."""
@@ -82,8 +96,14 @@ def simulate_command(
 
     from stageml.config import load_params
     from stageml.data.simulate import simulate_to_folder, summarize_folder
+    from stageml.data.world import WorldParams
 
     settings = load_params(params)
+    knobs = WorldParams(
+        touch_effects=touch_effects or touch_trial > 0,
+        randomised_share=touch_trial,
+        trial_horizon_days=settings.labels.horizon.days,
+    )
     simulate_to_folder(
         buyers,
         seed=settings.seed if seed is None else seed,
@@ -92,6 +112,7 @@ def simulate_command(
         stages=settings.stages,
         start=start,
         end=end,
+        params=knobs,
     )
     summary = summarize_folder(out)
     table = Table(title=f"simulated export in {out}", show_header=False)
@@ -398,9 +419,16 @@ def explain_command(
         Path | None,
         typer.Option("--waterfall", help="Also write a waterfall PNG of the stage logit here."),
     ] = None,
+    touches: Annotated[
+        bool, typer.Option("--touches/--no-touches", help="Also show the best next touches.")
+    ] = True,
+    trial: Annotated[
+        Path | None,
+        typer.Option("--trial", help="Randomised trial log for the touch lifts (next-touch)."),
+    ] = None,
     tracking_uri: TrackingOption = None,
 ) -> None:
-    """One buyer: stage probabilities, inflection likelihood and the reasons behind them."""
+    """One buyer: stage probabilities, inflection likelihood, the reasons, the next touches."""
     from rich.table import Table
 
     from stageml.durations import format_duration
@@ -443,6 +471,26 @@ def explain_command(
                 f"[{colour}]{'▲' if row['direction'] == 'up' else '▼'}[/]", str(row["text"])
             )
         console.print(table)
+    if touches:
+        from stageml.scoring.local import normalise_as_of
+        from stageml.tactics.next_touch import next_touches, read_trial
+
+        config = bundle.params.touches
+        result = next_touches(
+            bundle,
+            export,
+            normalise_as_of(as_of),
+            config,
+            k=k,
+            trial=None if trial is None else read_trial(trial, config.activities),
+            buyer_ids=[buyer],
+            seed=bundle.params.seed,
+        )
+        if result.touches.empty:
+            console.print(f"next touches: none ({result.rejects['reason'].iloc[0]})")
+        else:
+            _print_touches(result.touches, 1)
+            console.print(f"(lifts by {result.method}; README, 'Next touches')", highlight=False)
     if waterfall is not None:
         from stageml.data.io import atomic_path
         from stageml.explain.plots import waterfall_figure
@@ -451,6 +499,94 @@ def explain_command(
         with atomic_path(waterfall) as tmp:
             fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
         console.print(f"waterfall written to {waterfall}")
+
+
+@app.command("next-touch")
+@friendly_errors
+def next_touch_command(
+    data: DataOption,
+    as_of: Annotated[str, typer.Option("--as-of", help="Recommend as of this instant.")],
+    out: Annotated[Path, typer.Option("--out", help="Next touches file, .parquet or .csv.")],
+    k: Annotated[
+        int | None, typer.Option("--k", min=1, help="Touches per buyer (default: touches.k).")
+    ] = None,
+    trial: Annotated[
+        Path | None,
+        typer.Option("--trial", help="Randomised trial log (buyer_id, assigned_at, touch)."),
+    ] = None,
+    show: Annotated[int, typer.Option("--show", min=0, help="Buyers to print.")] = 10,
+    model: ModelOption = "models:/stageml@champion",
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Per buyer, the seller touches that most raise the chance of moving on, with lifts."""
+    from stageml.data.io import write_table
+    from stageml.scoring.local import normalise_as_of
+    from stageml.tactics.next_touch import next_touches, read_trial
+    from stageml.tracking.runs import resolve_model, resolve_tracking_uri
+
+    bundle, _ = resolve_model(model, resolve_tracking_uri(tracking_uri))
+    config = bundle.params.touches
+    export = _load_checked(data, bundle.stages)
+    log = None if trial is None else read_trial(trial, config.activities)
+    result = next_touches(
+        bundle,
+        export,
+        normalise_as_of(as_of),
+        config,
+        k=k or config.k,
+        trial=log,
+        seed=bundle.params.seed,
+    )
+    write_table(result.touches, out)
+    stem = out.with_suffix("")
+    rejects = write_table(result.rejects, stem.with_name(stem.name + "_rejects.csv"))
+    listed = result.touches["buyer_id"].nunique()
+    console.print(
+        f"next touches for {listed:,} buyers ({len(result.rejects):,} not listed, reasons in "
+        f"{rejects}) by {result.method}"
+        + (f" fitted on {result.trial_rows:,} trial rows" if result.trial_rows else "")
+        + f": {out}",
+        highlight=False,
+    )
+    if result.method == "counterfactual":
+        err_console.print(
+            "[yellow]caution:[/] without a randomised trial (--trial) these lifts come from "
+            "the model's reading of past seller choices, not from an experiment (README, "
+            "'Next touches')",
+            highlight=False,
+        )
+    _print_touches(result.touches, show)
+
+
+def _print_touches(touches: Any, n: int) -> None:
+    """The ``n`` buyers whose best touch has the highest estimated lift."""
+    from rich.table import Table
+
+    if n == 0 or touches.empty:
+        return
+    best = touches[touches["rank"] == 1].nlargest(n, "lift")["buyer_id"]
+    order = {buyer: i for i, buyer in enumerate(best)}
+    shown = touches[touches["buyer_id"].isin(order)]
+    shown = shown.assign(_order=shown["buyer_id"].map(order)).sort_values(["_order", "rank"])
+    table = Table(title=f"next touches: the {len(best)} buyer(s) a touch helps most")
+    for column in ("buyer", "stage", "likelihood", "touch", "lift", "interval"):
+        table.add_column(column)
+    for _, row in shown.iterrows():
+        first = row["rank"] == 1
+        interval = (
+            "-"
+            if pd_isna(row["lift_low"])
+            else f"{row['lift_low']:+.1%} .. {row['lift_high']:+.1%}"
+        )
+        table.add_row(
+            str(row["buyer_id"]) if first else "",
+            str(row["stage"]) if first else "",
+            f"{row['inflection_probability']:.1%}" if first else "",
+            str(row["touch"]),
+            f"{row['lift']:+.1%}",
+            interval,
+        )
+    console.print(table)
 
 
 @app.command("top")

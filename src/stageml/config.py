@@ -207,6 +207,33 @@ class ScoringConfig(_Section):
     drift_threshold: float = Field(default=0.25, ge=0)
 
 
+class TouchConfig(_Section):
+    """The seller's touches that ``stageml next-touch`` weighs, and its uplift learner."""
+
+    # Outbound activities a seller can choose to do now; each is a candidate next touch.
+    activities: tuple[str, ...] = (
+        "sales_email",
+        "linkedin_message",
+        "sales_call",
+        "meeting_invite",
+        "proposal_sent",
+        "contract_sent",
+        "check_in_call",
+    )
+    k: int = Field(default=3, ge=1)  # touches listed per buyer (--k overrides)
+    # The T-learner (used when a randomised trial log is given): bootstrap refits per arm,
+    # and the central coverage of the lift interval read from their spread.
+    bags: int = Field(default=8, ge=2)
+    interval: float = Field(default=0.9, gt=0, lt=1)
+
+    @field_validator("activities")
+    @classmethod
+    def _some_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"touches must be unique activity names, at least one; got {value}")
+        return tuple(value)
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
@@ -219,6 +246,7 @@ class Params(_Section):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    touches: TouchConfig = Field(default_factory=TouchConfig)
 
     @field_validator("stages")
     @classmethod

@@ -20,7 +20,7 @@ give identical tables for the same seed and block size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -60,6 +60,9 @@ from stageml.data.world import (
     draw_activities,
     episode_events,
     record_history,
+    touch_effect_table,
+    trial_arms,
+    true_lift,
     walk,
 )
 from stageml.errors import ConfigError
@@ -68,6 +71,10 @@ DEFAULT_START = "2025-01-01"
 DEFAULT_END = "2026-06-30"
 FORMATS = ("parquet", "csv")
 TABLE_NAMES = ("interactions", "buyers", "stage_history", "truth")
+# Written only with a randomised arm: the trial log (who got which touch when, as an
+# experiment platform would keep it) and the touch truth (never read by the product).
+TRIAL_TABLES = ("trial", "touch_truth")
+TRIAL_HOUR = 10  # trial touches go out at 10:00 UTC on the trial day
 _BUYER_SHIFT = 33  # sort key: buyer << 33 | seconds << 1 | outbound
 
 
@@ -76,13 +83,19 @@ class SimulatedExport:
     """The four tables of a simulated export (``truth`` is never read by the product).
 
     ``truth`` has one row per true stage entry plus ``quiet_at``: when the buyer went
-    quiet (NaT if never), repeated on each of the buyer's rows.
+    quiet (NaT if never), repeated on each of the buyer's rows. With a randomised arm,
+    ``trial`` has ``buyer_id``, ``assigned_at`` (midnight UTC of the trial day: the as-of
+    instant) and ``touch`` ("none" for the control); ``touch_truth`` adds the true
+    ``stage`` then and ``lift_<touch>``, the true lift of each candidate touch
+    (:func:`stageml.data.world.true_lift`).
     """
 
     interactions: pd.DataFrame
     buyers: pd.DataFrame
     stage_history: pd.DataFrame
     truth: pd.DataFrame
+    trial: pd.DataFrame | None = None
+    touch_truth: pd.DataFrame | None = None
 
 
 def simulate(
@@ -123,7 +136,9 @@ def simulate(
     parts = list(_blocks(n_buyers, seed, stages, start, end, params, chunk_buyers))
     return SimulatedExport(
         *(
-            pd.concat([getattr(p, f.name) for p in parts], ignore_index=True)
+            None
+            if getattr(parts[0], f.name) is None
+            else pd.concat([getattr(p, f.name) for p in parts], ignore_index=True)
             for f in fields(SimulatedExport)
         )
     )
@@ -132,9 +147,11 @@ def simulate(
 def write_export(
     export: SimulatedExport, out: str | Path, *, fmt: str = "parquet"
 ) -> dict[str, Path]:
-    """Write the four tables as ``<out>/<name>.<fmt>``, each atomically."""
+    """Write the tables as ``<out>/<name>.<fmt>``, each atomically (the trial's if any)."""
+    trial = export.trial is not None
     return {
-        name: write_table(getattr(export, name), path) for name, path in _targets(out, fmt).items()
+        name: write_table(getattr(export, name), path)
+        for name, path in _targets(out, fmt, trial=trial).items()
     }
 
 
@@ -153,12 +170,13 @@ def simulate_to_folder(
     blocks are written. ``kw`` are passed on to the simulation (stages, start, end,
     params). The tables equal ``simulate(n_buyers, seed=seed, chunk_buyers=...)``.
     """
-    paths = _targets(out, fmt)
+    params = kw.get("params")
+    paths = _targets(out, fmt, trial=params is not None and params.randomised_share > 0)
     with ExitStack() as stack:
         tmps = {name: stack.enter_context(atomic_path(p)) for name, p in paths.items()}
         writers: dict[str, pq.ParquetWriter] = {}
         for i, part in enumerate(_blocks(n_buyers, seed, chunk_buyers=chunk_buyers, **kw)):
-            for name in TABLE_NAMES:
+            for name in paths:
                 frame: pd.DataFrame = getattr(part, name)
                 if fmt == "csv":
                     frame.to_csv(
@@ -223,7 +241,7 @@ def _read_columns(path: Path, columns: list[str]) -> pd.DataFrame:
     return _dataset(path).to_table(columns=columns).to_pandas()
 
 
-def _targets(out: str | Path, fmt: str) -> dict[str, Path]:
+def _targets(out: str | Path, fmt: str, *, trial: bool = False) -> dict[str, Path]:
     """Output paths; refuses a folder that already holds the tables in the other format.
 
     Readers take ``<name>.parquet`` or ``<name>.csv`` and reject a folder with both, so
@@ -243,7 +261,8 @@ def _targets(out: str | Path, fmt: str) -> dict[str, Path]:
             f"{folder} already holds {', '.join(p.name for p in stale)}. Fix: remove them, "
             f"choose another --out, or write --format {stale[0].suffix[1:]}"
         )
-    return {name: folder / f"{name}.{fmt}" for name in TABLE_NAMES}
+    names = TABLE_NAMES + (TRIAL_TABLES if trial else ())
+    return {name: folder / f"{name}.{fmt}" for name in names}
 
 
 def _instant(value: str | pd.Timestamp, name: str) -> pd.Timestamp:
@@ -312,10 +331,13 @@ def _simulate_block(
         weekday0=t0.day_of_week,
     )
     truth, quiet = _true_path(rng, entry, walked, pop.offset, span)
-    key = _events(rng, world, knobs, pop, entry, truth, quiet, walked, span, t0.day_of_week)
+    key, chosen = _events(
+        rng, world, knobs, pop, entry, truth, quiet, walked, span, t0.day_of_week
+    )
     buyer, seconds, outbound = key >> _BUYER_SHIFT, (key >> 1) & (2**32 - 1), (key & 1) == 1
     stage = truth.stage[np.searchsorted(_key(truth.buyer, truth.at), key, side="right") - 1]
     activity = draw_activities(rng, world, stage, outbound)
+    activity = np.where(chosen >= 0, chosen, activity)  # touches whose effect the walk used
     history = record_history(
         rng, truth, n_buyers=n, n_stages=len(world.stages), span=span, knobs=knobs
     )
@@ -348,7 +370,43 @@ def _simulate_block(
             "entered_at": _stamp(t0, history.at),
         }
     )
-    return SimulatedExport(interactions, pop.frame, stage_history, truth_frame)
+    trial, touch_truth = _trial_tables(world, knobs, pop, walked, ids, t0)
+    return SimulatedExport(
+        interactions, pop.frame, stage_history, truth_frame, trial, touch_truth
+    )
+
+
+def _trial_tables(
+    world: World,
+    knobs: WorldParams,
+    pop: _Buyers,
+    walked: Walk,
+    ids: Callable[[np.ndarray], pd.Series],
+    t0: pd.Timestamp,
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The trial log and its truth (true stage, true lift of every candidate touch)."""
+    if walked.trial is None or knobs.randomised_share <= 0:
+        return None, None
+    trial = walked.trial
+    names = np.asarray(("none", *world.activities), dtype=object)
+    log = pd.DataFrame(
+        {
+            "buyer_id": ids(trial.buyer),
+            "assigned_at": _stamp(t0, trial.day * DAY),
+            "touch": _text(names[trial.arm + 1]),
+        }
+    )
+    truth = log.assign(stage=_labels(world.stages, trial.stage))
+    hazard = world.up_hazard[trial.stage] * pop.speed[trial.buyer]
+    effects = touch_effect_table(world)
+    for arm in trial_arms(world)[1:]:
+        truth[f"lift_{world.activities[arm]}"] = true_lift(
+            hazard,
+            effects[trial.stage, arm],
+            window_days=knobs.touch_window_days,
+            horizon_days=knobs.trial_horizon_days,
+        )
+    return log, truth
 
 
 def _draw_buyers(rng: np.random.Generator, first_id: int, n: int, knobs: WorldParams) -> _Buyers:
@@ -414,13 +472,14 @@ def _events(
     walked: Walk,
     span: int,
     weekday0: int,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Every interaction as a sorted key ``buyer << 33 | seconds << 1 | outbound``.
 
     Inbound events come from each stage episode (flat rate) and from the quiet tail
     (decaying); seller touches of buyers in play come from :func:`walk`, those of
     customers and quiet buyers from episodes. Events before entry or at/after the export
-    instant are dropped; the entry itself is always the buyer's first event.
+    instant are dropped; the entry itself is always the buyer's first event. Beside the
+    keys: the activity the walk already chose for a touch (trial touches included), else -1.
     """
     n = len(entry)
     last = np.r_[truth.buyer[1:] != truth.buyer[:-1], True]
@@ -465,25 +524,34 @@ def _events(
             True,
         ),
     )
-    parts = [(np.arange(n), entry, np.zeros(n, bool))]
+    parts = [(np.arange(n), entry, np.zeros(n, bool), np.full(n, -1))]
     for buyer, t_start, t_end, rate, tau, out in episodes:
         b, t = episode_events(rng, buyer, t_start, t_end, rate, tau)
         local_day = (t + pop.offset[b]) // DAY
         t = at_hour(rng, local_day, pop.offset[b], OUTBOUND_HOURS if out else INBOUND_HOURS)
         weekend = (weekday0 + local_day) % 7 >= 5
         kept = ~weekend | (rng.random(len(t)) < WEEKEND_KEEP["outbound" if out else "inbound"])
-        parts.append((b[kept], t[kept], np.full(int(kept.sum()), out, dtype=bool)))
+        kept_n = int(kept.sum())
+        parts.append((b[kept], t[kept], np.full(kept_n, out, dtype=bool), np.full(kept_n, -1)))
     touched = walked.touch_buyer
+    chosen = walked.touch_activity
     parts.append(
         (
             touched,
             at_hour(rng, walked.touch_day, pop.offset[touched], OUTBOUND_HOURS),
             np.ones(len(touched), bool),
+            np.full(len(touched), -1) if chosen is None else chosen,
         )
     )
-    b, t, outbound = (np.concatenate(column) for column in zip(*parts, strict=True))
+    if walked.trial is not None:
+        given = walked.trial.arm >= 0
+        at = walked.trial.day[given] * DAY + TRIAL_HOUR * 3600
+        parts.append((walked.trial.buyer[given], at, given[given], walked.trial.arm[given]))
+    b, t, outbound, activity = (np.concatenate(column) for column in zip(*parts, strict=True))
     keep = (t >= entry[b]) & (t < span)
-    return np.sort(_key(b[keep], t[keep]) | outbound[keep])
+    key = _key(b[keep], t[keep]) | outbound[keep]
+    order = np.argsort(key, kind="stable")
+    return key[order], activity[keep][order]
 
 
 def _key(buyer: np.ndarray, seconds: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ export start; "days" are the buyer's local days, so day order and time order agr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -62,6 +62,23 @@ LATE_ACTIVITIES = (
     "contract_review",
     "security_review",
 )
+
+# The true effect of each seller touch on moving on, at the five anchors, used when
+# ``WorldParams.touch_effects`` is on (off, every touch adds ``touch_boost``). A touch on day
+# d multiplies the buyer's move-on hazard by ``1 + effect`` on days d+1 .. d+window.
+# Stage-appropriate by design: a LinkedIn note wakes an alerted buyer, a call engages, a
+# meeting (the demo) moves an evaluating buyer but barely an alerted one, a contract moves a
+# committed one; a customer check-in moves nobody (the planted zero). Each stage's best touch
+# beats the runner-up by a clear margin so a good estimator can recover it.
+TOUCH_EFFECTS: dict[str, tuple[float, ...]] = {
+    "sales_email": (0.6, 0.4, 0.2, 0.1, 0.0),
+    "linkedin_message": (2.0, 0.5, 0.1, 0.0, 0.0),
+    "sales_call": (0.8, 2.0, 0.8, 0.4, 0.0),
+    "meeting_invite": (0.1, 1.0, 3.0, 1.0, 0.0),
+    "proposal_sent": (0.0, 0.2, 1.2, 2.0, 0.0),
+    "contract_sent": (0.0, 0.0, 0.4, 3.5, 0.0),
+    "check_in_call": (0.0, 0.0, 0.0, 0.0, 0.0),
+}
 
 # Per-stage rates at the anchors (per buyer-day, before per-buyer multipliers).
 INBOUND_RATE = (0.28, 0.50, 0.75, 0.85, 0.15)
@@ -120,6 +137,16 @@ class WorldParams:
         Per change: share not recorded, and share recorded as an adjacent stage.
     lag_mean_days, lag_max_days
         Recording delay: exponential with this mean, capped at the maximum.
+    touch_effects
+        Each touch's boost is its stage-appropriate :data:`TOUCH_EFFECTS` entry instead of
+        ``touch_boost``, so the walk draws each touch's activity when it happens.
+    randomised_share, enrol_share, trial_every_days, trial_horizon_days
+        The randomised arm (needs ``touch_effects``): this share of buyers may be enrolled,
+        at most once per stage and never while an earlier trial touch could still act, on
+        a trial day (every ``trial_every_days`` days from the export start, at midnight
+        UTC) with probability ``enrol_share`` while in play; each enrolment gets one touch
+        drawn uniformly from :data:`TOUCH_EFFECTS` or none (the control). The true lift
+        written for them is over ``trial_horizon_days`` (the label horizon).
 
     """
 
@@ -135,6 +162,11 @@ class WorldParams:
     wrong_share: float = 0.05
     lag_mean_days: float = 2.5
     lag_max_days: float = 10.0
+    touch_effects: bool = False
+    randomised_share: float = 0.0
+    enrol_share: float = 0.25
+    trial_every_days: int = 7
+    trial_horizon_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -169,12 +201,7 @@ def build_world(stages: Sequence[str]) -> World:
             "Fix: pass e.g. ('alerted', 'engaged', 'evaluating', 'committed', 'purchased')"
         )
     k = len(names)
-    # The absorbing last stage is always the customer profile; the stages before it
-    # spread over the pre-purchase anchors so none of them looks half like a customer.
-    pos = np.r_[np.linspace(0.0, ANCHORS[-2], k - 1), ANCHORS[-1]]
-
-    def at(values: Sequence[float]) -> np.ndarray:
-        return np.asarray(np.interp(pos, ANCHORS, np.asarray(values, dtype=float)))
+    at = _interpolator(k)
 
     activities = tuple(ACTIVITIES)
     outbound = np.array([ACTIVITIES[a][1] == "outbound" for a in activities])
@@ -202,6 +229,57 @@ def build_world(stages: Sequence[str]) -> World:
     )
 
 
+def _interpolator(k: int) -> Callable[[Sequence[float]], np.ndarray]:
+    """Anchor values -> one value per stage of a ``k``-stage funnel."""
+    # The absorbing last stage is always the customer profile; the stages before it
+    # spread over the pre-purchase anchors so none of them looks half like a customer.
+    pos = np.r_[np.linspace(0.0, ANCHORS[-2], k - 1), ANCHORS[-1]]
+
+    def at(values: Sequence[float]) -> np.ndarray:
+        return np.asarray(np.interp(pos, ANCHORS, np.asarray(values, dtype=float)))
+
+    return at
+
+
+def touch_effect_table(world: World) -> np.ndarray:
+    """True effect per (stage, activity): :data:`TOUCH_EFFECTS` on this taxonomy, 0 elsewhere."""
+    at = _interpolator(len(world.stages))
+    table = np.zeros((len(world.stages), len(world.activities)))
+    for j, name in enumerate(world.activities):
+        if name in TOUCH_EFFECTS:
+            table[:, j] = at(TOUCH_EFFECTS[name])
+    table[-1] = 0.0
+    return table
+
+
+def trial_arms(world: World) -> np.ndarray:
+    """Activity index of each randomised arm; arm 0 is the control (-1, no touch)."""
+    return np.r_[-1, [world.activities.index(a) for a in TOUCH_EFFECTS]]
+
+
+def true_lift(
+    hazard: np.ndarray, effect: np.ndarray, *, window_days: int, horizon_days: int
+) -> np.ndarray:
+    """Added chance of moving on within the horizon from one touch now, others held off.
+
+    With daily hazard ``h`` the chance of staying put for ``H`` days is ``(1 - h)^H``; the
+    touch raises the hazard to ``h (1 + e)`` for its ``w``-day window.
+    """
+    h = np.clip(hazard, 0.0, 1.0)
+    boosted = np.clip(h * (1 + effect), 0.0, 1.0)
+    w = min(window_days, horizon_days)
+    return np.asarray((1 - h) ** (horizon_days - w) * ((1 - h) ** w - (1 - boosted) ** w))
+
+
+class Trial(NamedTuple):
+    """Buyers enrolled in the randomised arm: when (walk day), their stage, and the arm."""
+
+    buyer: np.ndarray
+    day: np.ndarray
+    stage: np.ndarray
+    arm: np.ndarray  # activity index of the touch given; -1 for the control
+
+
 class Steps(NamedTuple):
     """Stage entries, one element each: buyer index, when, and the stage entered."""
 
@@ -217,6 +295,9 @@ class Walk(NamedTuple):
     touch_buyer: np.ndarray
     touch_day: np.ndarray
     quiet_day: np.ndarray  # per buyer; -1 if the buyer never went quiet
+    # Activity of each touch when the walk chose it (touch_effects), else None: drawn later.
+    touch_activity: np.ndarray | None = None
+    trial: Trial | None = None
 
 
 def walk(
@@ -236,23 +317,57 @@ def walk(
     moves down (competing risks, one draw). A touch on day d multiplies the up hazard on
     days d+1 .. d+window, so a touch always precedes the move it helps. Only buyers in
     play are carried, so the cost follows the open funnel, not the whole population.
+    With ``knobs.touch_effects`` the boost is the touch's own stage-appropriate effect, and
+    a trial touch (the randomised arm) adds its effect on top of the last organic touch's.
+    Without it no extra random number is drawn, so the default world is unchanged.
     """
     final = len(world.stages) - 1
+    effects = touch_effect_table(world) if knobs.touch_effects else None
+    if effects is None and knobs.randomised_share > 0:
+        raise ConfigError("randomised_share > 0 needs touch_effects=True (the arm's truth)")
+    arms = trial_arms(world)
+    may_enrol = (
+        rng.random(len(entry_day)) < knobs.randomised_share
+        if effects is not None and knobs.randomised_share > 0
+        else np.zeros(len(entry_day), bool)
+    )
     by_entry = np.argsort(entry_day, kind="stable")
     entered = np.searchsorted(entry_day[by_entry], np.arange(n_days + 1), side="left")
-    live_b, live_s, live_touch = (np.empty(0, np.int64) for _ in range(3))
+    enrolled_at = np.full(len(entry_day), -1, np.int64)  # stage of the last enrolment
+    live_b, live_s, live_touch, live_trial = (np.empty(0, np.int64) for _ in range(4))
+    live_boost, live_extra = np.empty(0), np.empty(0)
     moves: list[tuple[np.ndarray, ...]] = []
     touches: list[tuple[np.ndarray, ...]] = []
+    trials: list[tuple[np.ndarray, ...]] = []
     quiet_day = np.full(len(entry_day), -1, np.int64)
     for d in range(1, n_days):
         new = by_entry[entered[d - 1] : entered[d]]  # buyers who entered on day d - 1
+        never = np.full(len(new), -(10**6))
         live_b = np.concatenate([live_b, new])
         live_s = np.concatenate([live_s, np.zeros(len(new), np.int64)])
-        live_touch = np.concatenate([live_touch, np.full(len(new), -(10**6))])
+        live_touch = np.concatenate([live_touch, never])
+        live_trial = np.concatenate([live_trial, never])
+        live_boost = np.concatenate([live_boost, np.full(len(new), knobs.touch_boost)])
+        live_extra = np.concatenate([live_extra, np.zeros(len(new))])
         u = rng.random((2, len(live_b)))
         weekend = WEEKEND_KEEP["outbound"] if (weekday0 + d) % 7 >= 5 else 1.0
         touched = u[0] < world.touch_rate[live_s] * seller[live_b] * weekend
-        boost = np.where(d - live_touch <= knobs.touch_window_days, 1 + knobs.touch_boost, 1.0)
+        activity = np.full(int(touched.sum()), -1, np.int64)
+        if effects is not None:
+            activity = draw_activities(rng, world, live_s[touched], np.ones(len(activity), bool))
+            live_boost[touched] = effects[live_s[touched], activity]
+            if may_enrol.any() and d % knobs.trial_every_days == 0:
+                pick = may_enrol[live_b] & (enrolled_at[live_b] < live_s)
+                pick &= d - live_trial > 2 * knobs.touch_window_days
+                pick &= rng.random(len(live_b)) < knobs.enrol_share
+                arm = arms[rng.integers(0, len(arms), int(pick.sum()))]
+                enrolled_at[live_b[pick]] = live_s[pick]
+                trials.append((live_b[pick], np.full(len(arm), d), live_s[pick], arm))
+                live_trial[pick] = d
+                live_extra[pick] = np.where(arm >= 0, effects[live_s[pick], arm], 0.0)
+        window = knobs.touch_window_days
+        boost = np.where(d - live_touch <= window, 1 + live_boost, 1.0)
+        boost = boost + np.where(d - live_trial <= window, live_extra, 0.0)
         p_up = world.up_hazard[live_s] * speed[live_b] * boost
         p_quiet = p_up + world.quiet_hazard[live_s]
         up, to_quiet = u[1] < p_up, (u[1] >= p_up) & (u[1] < p_quiet)
@@ -260,14 +375,22 @@ def walk(
         live_s = live_s + up - down
         moved = up | down
         moves.append((live_b[moved], np.full(moved.sum(), d), live_s[moved]))
-        touches.append((live_b[touched], np.full(touched.sum(), d)))
+        touches.append((live_b[touched], np.full(touched.sum(), d), activity))
         quiet_day[live_b[to_quiet]] = d
         live_touch = np.where(touched, d, live_touch)
         stay = ~to_quiet & (live_s != final)
         live_b, live_s, live_touch = live_b[stay], live_s[stay], live_touch[stay]
+        live_trial, live_boost, live_extra = live_trial[stay], live_boost[stay], live_extra[stay]
     moved_b, moved_d, moved_s = _stack(moves, 3)
-    touch_b, touch_d = _stack(touches, 2)
-    return Walk(Steps(moved_b, moved_d, moved_s), touch_b, touch_d, quiet_day)
+    touch_b, touch_d, touch_a = _stack(touches, 3)
+    return Walk(
+        Steps(moved_b, moved_d, moved_s),
+        touch_b,
+        touch_d,
+        quiet_day,
+        touch_activity=touch_a if effects is not None else None,
+        trial=Trial(*_stack(trials, 4)) if effects is not None else None,
+    )
 
 
 def episode_events(

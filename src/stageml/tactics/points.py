@@ -1,0 +1,87 @@
+"""Features at per-buyer as-of instants, optionally with a touch appended just before them.
+
+The feature engine computes every buyer at every as-of instant. A trial enrols each buyer at
+its own instant, so computing that cross product would waste almost all of it. Instead each
+(buyer, as-of) point becomes a pseudo-buyer whose history is shifted in time so that all
+points share one as-of instant: every feature is a duration or a count over trailing
+windows, so a shift changes none of them, and one engine call serves all points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stageml.features.engine import KEYS
+from stageml.models.bundle import StageModel
+
+TOUCH_GAP = pd.Timedelta(seconds=1)  # an appended touch happens this long before the as-of
+
+
+def touch_channels(interactions: pd.DataFrame, touches: tuple[str, ...]) -> dict[str, str]:
+    """The channel each touch is usually logged with (``"unknown"`` if never seen)."""
+    if "channel" not in interactions:
+        return {t: "unknown" for t in touches}
+    seen = interactions[interactions["activity"].isin(touches)]
+    usual = seen.groupby("activity", observed=True)["channel"].agg(lambda c: c.mode().iloc[0])
+    return {t: str(usual.get(t, "unknown")) for t in touches}
+
+
+def features_at_points(
+    model: StageModel,
+    interactions: pd.DataFrame,
+    buyers: pd.DataFrame | None,
+    points: pd.DataFrame,
+    *,
+    touch: str | None = None,
+    channel: str = "unknown",
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Model features for each (``buyer_id``, ``as_of``) row of ``points``, in its order.
+
+    Parameters
+    ----------
+    touch
+        If given, an outbound ``touch`` is appended to every point's history at
+        ``as_of - 1 s``: it happens "now", so the features (which see interactions strictly
+        before the as-of instant) include it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point (points without any history before their instant get NaN
+        features), with the original ``buyer_id`` and ``as_of``.
+
+    """
+    keys = points[list(KEYS)].reset_index(drop=True)
+    as_of = pd.to_datetime(keys["as_of"]).astype("datetime64[us]")
+    anchor = as_of.max().ceil("D") + pd.Timedelta(days=1)
+    pseudo = pd.Series(np.char.add("p", np.arange(len(keys)).astype(str)), dtype="string")
+    history = interactions.merge(
+        pd.DataFrame({"buyer_id": keys["buyer_id"], "_pid": pseudo, "_t": as_of}),
+        on="buyer_id",
+    )
+    history = history[history["occurred_at"] < history["_t"]]
+    if touch is not None:
+        added = pd.DataFrame(
+            {
+                "buyer_id": keys["buyer_id"],
+                "_pid": pseudo,
+                "_t": as_of,
+                "occurred_at": as_of - TOUCH_GAP,
+                "activity": touch,
+                "channel": channel,
+                "direction": "outbound",
+            }
+        )
+        history = pd.concat([history, added[[c for c in added if c in history]]])
+    shift = anchor - history["_t"]
+    history = history.assign(buyer_id=history["_pid"], occurred_at=history["occurred_at"] + shift)
+    history = history.drop(columns=["_pid", "_t"]).sort_values(["buyer_id", "occurred_at"])
+    attrs = None
+    if buyers is not None:
+        attrs = keys[["buyer_id"]].assign(_pid=pseudo).merge(buyers, on="buyer_id", how="left")
+        attrs = attrs.drop(columns="buyer_id").rename(columns={"_pid": "buyer_id"})
+    features = model.features(history.reset_index(drop=True), [anchor], attrs, threads=threads)
+    features = features.set_index("buyer_id").reindex(pseudo).reset_index(drop=True)
+    return features.assign(buyer_id=keys["buyer_id"].to_numpy(), as_of=as_of.to_numpy())
