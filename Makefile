@@ -31,7 +31,8 @@ demo: $(STAMP)
 	$(BIN)/stageml train --data $(DEMO_DIR) --params params.yaml --metrics-out models/metrics.json --report-out models/report.html
 	$(BIN)/stageml score --data $(DEMO_DIR) --as-of 2026-06-29 --out models/demo_scores.parquet --reasons 3
 	$(BIN)/stageml top --scores models/demo_scores.parquet --n 10
-	@echo "Scores: models/demo_scores.parquet (+ _rejects.csv, .summary.json); model report: models/report.html"
+	$(BIN)/stageml next-touch --data $(DEMO_DIR) --as-of 2026-06-29 --out models/demo_touches.parquet --show 10
+	@echo "Scores: models/demo_scores.parquet (+ _rejects.csv, .summary.json); next touches: models/demo_touches.parquet (+ _lift.png); model report: models/report.html"
 	@echo "Done. MLflow runs and the registered model: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 # The reproducible DVC pipeline (ingest → validate → snapshots → train → explain → score).

@@ -52,7 +52,7 @@ from stageml.tactics.check import (  # noqa: E402
     true_qini,
 )
 from stageml.tactics.counterfactual import counterfactual_lift  # noqa: E402
-from stageml.tactics.recommend import most_frequent_touch, model_inputs  # noqa: E402
+from stageml.tactics.recommend import model_inputs, most_frequent_touch  # noqa: E402
 from stageml.tactics.uplift import TLearner  # noqa: E402
 
 TOUCHES = tuple(TOUCH_EFFECTS)
@@ -72,22 +72,15 @@ def _policy(lifts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return names[best], values[np.arange(len(values)), best]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--buyers", type=int, default=30_000, help="trial export buyers")
-    parser.add_argument("--train-buyers", type=int, default=6_000, help="history export buyers")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="8,000 + 3,000 buyers")
-    args = parser.parse_args()
-    if args.quick:
-        args.buyers, args.train_buyers = 8_000, 3_000
-    params = load_params(HERE.parent / "params.yaml")
+def _scored_trial(
+    args: argparse.Namespace, params: Any, clock: dict[str, float]
+) -> tuple[Any, ...]:
+    """Simulate the history and the trial, train on the history, score the trial rows."""
     horizon = int(params.labels.horizon / pd.Timedelta(days=1))
     world = WorldParams(touch_effects=True, trial_horizon_days=horizon)
     trial_world = WorldParams(
         touch_effects=True, randomised_share=1.0, enrol_share=0.15, trial_horizon_days=horizon
     )
-    clock: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         history, _ = _export(args.train_buyers, args.seed, world, Path(tmp) / "history")
@@ -96,7 +89,6 @@ def main() -> None:
         t0 = time.perf_counter()
         model = train(history, params).model
         clock["train_s"] = time.perf_counter() - t0
-
     truth = sim.touch_truth.rename(columns={"assigned_at": "as_of"})
     labels = build_labels(
         truth,
@@ -108,14 +100,45 @@ def main() -> None:
     truth["y"] = labels["inflection"].to_numpy()
     truth = truth[truth["y"].notna()].reset_index(drop=True)
     truth["y"] = truth["y"].astype(int)
-
     t0 = time.perf_counter()
     cf = counterfactual_lift(model, export.interactions, export.buyers, truth, TOUCHES, threads=1)
     clock["counterfactual_s"] = time.perf_counter() - t0
-    held = (pd.util.hash_array(truth["buyer_id"].to_numpy(dtype=str)) % 2 == 1)
-    X = model_inputs(cf, model.stages)
+    frequent = most_frequent_touch(history.interactions, history.stage_history, TOUCHES)
+    return truth, cf, frequent, model.stages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buyers", type=int, default=30_000, help="trial export buyers")
+    parser.add_argument("--train-buyers", type=int, default=6_000, help="history export buyers")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="8,000 + 3,000 buyers")
+    parser.add_argument("--cache", type=Path, help="keep/reuse the scored trial rows here")
+    args = parser.parse_args()
+    if args.quick:
+        args.buyers, args.train_buyers = 8_000, 3_000
+    params = load_params(HERE.parent / "params.yaml")
+    clock: dict[str, float] = {}
+    if args.cache is not None and args.cache.exists():
+        cached = pd.read_pickle(args.cache)
+        truth, cf, frequent, stage_names = (
+            cached["truth"],
+            cached["cf"],
+            cached["frequent"],
+            cached["stages"],
+        )
+    else:
+        truth, cf, frequent, stage_names = _scored_trial(args, params, clock)
+        if args.cache is not None:
+            pd.to_pickle(
+                {"truth": truth, "cf": cf, "frequent": frequent, "stages": stage_names}, args.cache
+            )
+    held = pd.util.hash_array(truth["buyer_id"].to_numpy(dtype=str)) % 2 == 1
+    X = model_inputs(cf, stage_names)
     t0 = time.perf_counter()
-    learner = TLearner(random_state=args.seed).fit(X[~held], truth.loc[~held, "touch"], truth.loc[~held, "y"])
+    learner = TLearner(random_state=args.seed).fit(
+        X[~held], truth.loc[~held, "touch"], truth.loc[~held, "y"]
+    )
     tl, tl_lo, tl_hi = learner.predict_lift(X[held])
     clock["t_learner_s"] = time.perf_counter() - t0
 
@@ -125,7 +148,6 @@ def main() -> None:
     true_lifts = test[[f"lift_{t}" for t in TOUCHES]]
     stages = [s for s in params.stages if s in set(test["stage"])]
     true_table = stage_touch_table(test, stages)
-    frequent = most_frequent_touch(history.interactions, history.stage_history, TOUCHES)
     estimates = {
         "counterfactual (model)": stage_touch_table(cf_test.assign(stage=test["stage"]), stages),
         "T-learner (trial)": stage_touch_table(tl.assign(stage=test["stage"]), stages)[
@@ -151,31 +173,75 @@ def main() -> None:
     for name, (rec, score) in policies.items():
         observed = qini(rec, score, test["touch"].to_numpy(), test["y"].to_numpy(), TOUCHES)
         oracle = true_qini(rec, score, true_lifts)
-        qrows.append({"policy": name, "qini": observed["qini"], "auuc": observed["auuc"],
-                      "true_qini": oracle["qini"], "true_auuc": oracle["auuc"]})
+        qrows.append(
+            {
+                "policy": name,
+                "qini": observed["qini"],
+                "auuc": observed["auuc"],
+                "true_qini": oracle["qini"],
+                "true_auuc": oracle["auuc"],
+            }
+        )
 
-    print(f"trial rows labelled: {len(truth)} (held out: {int(held.sum())}); "
-          f"history buyers {args.train_buyers}, trial buyers {args.buyers}; timings {clock}")
+    print(
+        f"trial rows labelled: {len(truth)} (held out: {int(held.sum())}); "
+        f"history buyers {args.train_buyers}, trial buyers {args.buyers}; timings {clock}"
+    )
     print("\nTrue stage x touch lift (held-out trial buyers, by true stage):")
     print(true_table.round(3).to_markdown())
     for name, table in estimates.items():
         print(f"\n{name}:")
         print(table.round(3).to_markdown())
-    print("\n" + markdown_table(
-        ["method", "rank corr (within stage)", "MAE", "best touch recovered", "best per stage"],
-        [[r["method"], f"{r['rank_correlation']:.2f}", "-" if np.isnan(r["mae"]) else f"{r['mae']:.3f}",
-          f"{r['best_recovered']:.0%}", ", ".join(f"{k}: {v}" for k, v in r["best"].items())] for r in rows],
-        numeric=(1, 2, 3),
-    ))
-    print("\n" + markdown_table(
-        ["policy", "Qini (outcomes)", "AUUC (outcomes)", "Qini (true lift)", "AUUC (true lift)"],
-        [[r["policy"], f"{r['qini']:.4f}", f"{r['auuc']:.4f}", f"{r['true_qini']:.4f}", f"{r['true_auuc']:.4f}"] for r in qrows],
-        numeric=(1, 2, 3, 4),
-    ))
+    print(
+        "\n"
+        + markdown_table(
+            ["method", "rank corr (within stage)", "MAE", "best touch recovered", "best per stage"],
+            [
+                [
+                    r["method"],
+                    f"{r['rank_correlation']:.2f}",
+                    "-" if np.isnan(r["mae"]) else f"{r['mae']:.3f}",
+                    f"{r['best_recovered']:.0%}",
+                    ", ".join(f"{k}: {v}" for k, v in r["best"].items()),
+                ]
+                for r in rows
+            ],
+            numeric=(1, 2, 3),
+        )
+    )
+    print(
+        "\n"
+        + markdown_table(
+            [
+                "policy",
+                "Qini (outcomes)",
+                "AUUC (outcomes)",
+                "Qini (true lift)",
+                "AUUC (true lift)",
+            ],
+            [
+                [
+                    r["policy"],
+                    f"{r['qini']:.4f}",
+                    f"{r['auuc']:.4f}",
+                    f"{r['true_qini']:.4f}",
+                    f"{r['true_auuc']:.4f}",
+                ]
+                for r in qrows
+            ],
+            numeric=(1, 2, 3, 4),
+        )
+    )
     out = HERE / "results" / ("touch.quick.json" if args.quick else "touch.json")
     out.parent.mkdir(exist_ok=True)
-    payload = {"args": vars(args), "timings": clock, "tables": rows, "qini": qrows,
-               "true_table": true_table.to_dict(), **{k: v.to_dict() for k, v in estimates.items()}}
+    payload = {
+        "args": vars(args),
+        "timings": clock,
+        "tables": rows,
+        "qini": qrows,
+        "true_table": true_table.to_dict(),
+        **{k: v.to_dict() for k, v in estimates.items()},
+    }
     out.write_text(json.dumps(payload, indent=2, default=str))
 
 

@@ -78,7 +78,9 @@ def test_trial_touches_are_logged_as_assigned_and_effects_are_real() -> None:
     assert set(log["touch"]) == {"none", *TOUCH_EFFECTS}
     # One enrolment per buyer and stage; the touch is in the export at 10:00 on the day.
     assert not truth.duplicated(["buyer_id", "stage"]).any()
-    given = log[log["touch"] != "none"].assign(occurred_at=lambda f: f["assigned_at"] + pd.Timedelta(hours=10))
+    given = log[log["touch"] != "none"].assign(
+        occurred_at=lambda f: f["assigned_at"] + pd.Timedelta(hours=10)
+    )
     found = given.merge(sim.interactions, on=["buyer_id", "occurred_at"], how="left")
     assert (found["activity"] == found["touch"]).all()
     # The planted zero has zero true lift; a stage's best touch is the table's best.
@@ -91,7 +93,9 @@ def test_trial_touches_are_logged_as_assigned_and_effects_are_real() -> None:
         "committed": "contract_sent",
     }
     # And the world honours it: alerted buyers given the best touch move on more often.
-    entered = sim.truth.merge(truth[truth["stage"] == "alerted"], on="buyer_id", suffixes=("", "_t"))
+    entered = sim.truth.merge(
+        truth[truth["stage"] == "alerted"], on="buyer_id", suffixes=("", "_t")
+    )
     moved = entered[
         (entered["entered_at"] > entered["assigned_at"])
         & (entered["entered_at"] <= entered["assigned_at"] + pd.Timedelta(days=30))
@@ -117,8 +121,10 @@ def test_features_at_points_equal_the_engine_at_each_instant(
         common = rows.index.intersection(engine.index)
         assert len(common) > 10
         pd.testing.assert_frame_equal(
-            rows.loc[common, model.feature_names], engine.loc[common, model.feature_names],
+            rows.loc[common, model.feature_names],
+            engine.loc[common, model.feature_names],
             check_dtype=False,
+            check_index_type=False,
         )
 
 
@@ -149,7 +155,11 @@ def test_next_touches_accounts_for_every_buyer(trained: TrainingResult, export: 
 def test_read_trial_names_the_bad_touch(tmp_path: Path) -> None:
     path = tmp_path / "trial.csv"
     pd.DataFrame(
-        {"buyer_id": ["B1", "B2"], "assigned_at": ["2026-01-05", "2026-01-05"], "touch": ["none", "fax"]}
+        {
+            "buyer_id": ["B1", "B2"],
+            "assigned_at": ["2026-01-05", "2026-01-05"],
+            "touch": ["none", "fax"],
+        }
     ).to_csv(path, index=False)
     with pytest.raises(ContractError, match=r"column 'touch', rows 2: not one of"):
         read_trial(path, TouchConfig().activities)
@@ -166,14 +176,30 @@ def test_next_touch_command_with_a_trial(
     out = tmp_path / "touches.csv"
     result = CliRunner().invoke(
         app,
-        ["next-touch", "--data", str(folder), "--as-of", "2026-06-01", "--out", str(out),
-         "--k", "2", "--trial", str(folder / "trial.parquet"), "--show", "3"],
+        [
+            "next-touch",
+            "--data",
+            str(folder),
+            "--as-of",
+            "2026-06-01",
+            "--out",
+            str(out),
+            "--k",
+            "2",
+            "--trial",
+            str(folder / "trial.parquet"),
+            "--show",
+            "3",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "t_learner fitted on" in result.output
     touches = pd.read_csv(out)
     assert (touches["lift_low"] <= touches["lift_high"]).all()
     assert touches["lift"].between(touches["lift_low"], touches["lift_high"]).mean() > 0.9
+    assert (tmp_path / "touches_lift.png").stat().st_size > 1000
     rejects = pd.read_csv(tmp_path / "touches_rejects.csv")
     buyers = pd.read_parquet(folder / "buyers.parquet")["buyer_id"]
     assert set(touches["buyer_id"]) | set(rejects["buyer_id"]) == set(buyers)

@@ -519,33 +519,38 @@ def next_touch_command(
     tracking_uri: TrackingOption = None,
 ) -> None:
     """Per buyer, the seller touches that most raise the chance of moving on, with lifts."""
-    from stageml.data.io import write_table
+    from stageml.data.io import atomic_path, write_table
     from stageml.scoring.local import normalise_as_of
     from stageml.tactics.next_touch import next_touches, read_trial
-    from stageml.tracking.runs import resolve_model, resolve_tracking_uri
+    from stageml.tactics.plots import lift_heatmap
+    from stageml.tracking.runs import log_next_touches, resolve_model, resolve_tracking_uri
 
-    bundle, _ = resolve_model(model, resolve_tracking_uri(tracking_uri))
+    uri = resolve_tracking_uri(tracking_uri)
+    bundle, _ = resolve_model(model, uri)
     config = bundle.params.touches
     export = _load_checked(data, bundle.stages)
     log = None if trial is None else read_trial(trial, config.activities)
+    instant = normalise_as_of(as_of)
     result = next_touches(
-        bundle,
-        export,
-        normalise_as_of(as_of),
-        config,
-        k=k or config.k,
-        trial=log,
-        seed=bundle.params.seed,
+        bundle, export, instant, config, k=k or config.k, trial=log, seed=bundle.params.seed
     )
     write_table(result.touches, out)
     stem = out.with_suffix("")
     rejects = write_table(result.rejects, stem.with_name(stem.name + "_rejects.csv"))
+    figure = lift_heatmap(
+        result.lift_table, title=f"mean lift by touch, as of {as_of} ({result.method})"
+    )
+    with atomic_path(stem.with_name(stem.name + "_lift.png")) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    run_id = log_next_touches(
+        result.lift_table, figure, tracking_uri=uri, method=result.method, as_of=instant
+    )
     listed = result.touches["buyer_id"].nunique()
     console.print(
         f"next touches for {listed:,} buyers ({len(result.rejects):,} not listed, reasons in "
         f"{rejects}) by {result.method}"
         + (f" fitted on {result.trial_rows:,} trial rows" if result.trial_rows else "")
-        + f": {out}",
+        + f": {out}; lift heat map beside it and in MLflow run {run_id}",
         highlight=False,
     )
     if result.method == "counterfactual":
@@ -559,7 +564,7 @@ def next_touch_command(
 
 
 def _print_touches(touches: Any, n: int) -> None:
-    """The ``n`` buyers whose best touch has the highest estimated lift."""
+    """Print the ``n`` buyers whose best touch has the highest estimated lift."""
     from rich.table import Table
 
     if n == 0 or touches.empty:

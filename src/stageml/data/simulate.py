@@ -331,9 +331,7 @@ def _simulate_block(
         weekday0=t0.day_of_week,
     )
     truth, quiet = _true_path(rng, entry, walked, pop.offset, span)
-    key, chosen = _events(
-        rng, world, knobs, pop, entry, truth, quiet, walked, span, t0.day_of_week
-    )
+    key, chosen = _events(rng, world, knobs, pop, entry, truth, quiet, walked, span, t0.day_of_week)
     buyer, seconds, outbound = key >> _BUYER_SHIFT, (key >> 1) & (2**32 - 1), (key & 1) == 1
     stage = truth.stage[np.searchsorted(_key(truth.buyer, truth.at), key, side="right") - 1]
     activity = draw_activities(rng, world, stage, outbound)
@@ -371,9 +369,7 @@ def _simulate_block(
         }
     )
     trial, touch_truth = _trial_tables(world, knobs, pop, walked, ids, t0)
-    return SimulatedExport(
-        interactions, pop.frame, stage_history, truth_frame, trial, touch_truth
-    )
+    return SimulatedExport(interactions, pop.frame, stage_history, truth_frame, trial, touch_truth)
 
 
 def _trial_tables(
@@ -384,7 +380,7 @@ def _trial_tables(
     ids: Callable[[np.ndarray], pd.Series],
     t0: pd.Timestamp,
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """The trial log and its truth (true stage, true lift of every candidate touch)."""
+    """Build the trial log and its truth (true stage, true lift of every candidate touch)."""
     if walked.trial is None or knobs.randomised_share <= 0:
         return None, None
     trial = walked.trial

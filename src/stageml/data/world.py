@@ -242,7 +242,7 @@ def _interpolator(k: int) -> Callable[[Sequence[float]], np.ndarray]:
 
 
 def touch_effect_table(world: World) -> np.ndarray:
-    """True effect per (stage, activity): :data:`TOUCH_EFFECTS` on this taxonomy, 0 elsewhere."""
+    """Spread :data:`TOUCH_EFFECTS` over this taxonomy: effect per (stage, activity), else 0."""
     at = _interpolator(len(world.stages))
     table = np.zeros((len(world.stages), len(world.activities)))
     for j, name in enumerate(world.activities):
@@ -253,14 +253,16 @@ def touch_effect_table(world: World) -> np.ndarray:
 
 
 def trial_arms(world: World) -> np.ndarray:
-    """Activity index of each randomised arm; arm 0 is the control (-1, no touch)."""
-    return np.r_[-1, [world.activities.index(a) for a in TOUCH_EFFECTS]]
+    """Give the activity index of each randomised arm; arm 0 is the control (-1, no touch)."""
+    return np.asarray([-1, *(world.activities.index(a) for a in TOUCH_EFFECTS)], np.int64)
 
 
 def true_lift(
     hazard: np.ndarray, effect: np.ndarray, *, window_days: int, horizon_days: int
 ) -> np.ndarray:
-    """Added chance of moving on within the horizon from one touch now, others held off.
+    """Compute the added chance of moving on within the horizon from one touch now.
+
+    Other touches are held off.
 
     With daily hazard ``h`` the chance of staying put for ``H`` days is ``(1 - h)^H``; the
     touch raises the hazard to ``h (1 + e)`` for its ``w``-day window.

@@ -25,11 +25,13 @@ FRACTIONS = np.linspace(0.1, 1.0, 10)
 
 
 def lift_columns(frame: pd.DataFrame) -> list[str]:
-    """The ``lift_<touch>`` columns of a frame."""
+    """List the ``lift_<touch>`` columns of a frame."""
     return [c for c in frame.columns if c.startswith("lift_")]
 
 
-def stage_touch_table(frame: pd.DataFrame, stages: Sequence[str], by: str = "stage") -> pd.DataFrame:
+def stage_touch_table(
+    frame: pd.DataFrame, stages: Sequence[str], by: str = "stage"
+) -> pd.DataFrame:
     """Mean lift per stage (rows, funnel order, only stages present) and touch (columns)."""
     table = frame.groupby(by, observed=True)[lift_columns(frame)].mean()
     table.columns = [c.removeprefix("lift_") for c in table.columns]
@@ -100,4 +102,7 @@ def true_qini(
     gains = np.cumsum(got[order])
     curve = np.asarray([gains[max(int(round(f * n)), 1) - 1] / n for f in FRACTIONS])
     random_total = true_lift.to_numpy().mean()
-    return {"auuc": float(curve.mean()), "qini": float(curve.mean() - random_total * FRACTIONS.mean())}
+    return {
+        "auuc": float(curve.mean()),
+        "qini": float(curve.mean() - random_total * FRACTIONS.mean()),
+    }

@@ -51,7 +51,7 @@ def counterfactual_lift(
     base = scored(None)
     out = base.copy()
     for touch in touches:
-        out[f"lift_{touch}"] = scored(touch)["inflection_probability"] - base[
-            "inflection_probability"
-        ]
+        out[f"lift_{touch}"] = (
+            scored(touch)["inflection_probability"] - base["inflection_probability"]
+        )
     return out

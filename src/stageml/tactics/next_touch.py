@@ -32,8 +32,11 @@ TRIAL_COLUMNS = ("buyer_id", "assigned_at", "touch")
 
 @dataclass(frozen=True)
 class NextTouches:
-    """``touches``: k rows per listed buyer; ``rejects``: ``buyer_id``, ``reason``;
-    ``lift_table``: mean lift per predicted stage and touch; ``method``: which estimate."""
+    """One next-touch run's output.
+
+    ``touches``: k rows per listed buyer; ``rejects``: ``buyer_id``, ``reason``;
+    ``lift_table``: mean lift per predicted stage and touch; ``method``: which estimate.
+    """
 
     touches: pd.DataFrame
     rejects: pd.DataFrame
@@ -67,7 +70,7 @@ def read_trial(path: str | Path, touches: tuple[str, ...]) -> pd.DataFrame:
         ("touch", unknown, f"not one of touches.activities {list(touches)} or {CONTROL!r}"),
     ):
         if bad.any():
-            rows = list(np.flatnonzero(bad.to_numpy()) + 1)
+            rows = [int(r) + 1 for r in np.flatnonzero(bad.to_numpy())]
             raise ContractError(
                 file=str(path),
                 column=column,
@@ -93,7 +96,7 @@ def next_touches(
     seed: int = 0,
     threads: int | None = None,
 ) -> NextTouches:
-    """The ``k`` best touches per buyer as of ``as_of`` (all buyers, or ``buyer_ids``)."""
+    """List the ``k`` best touches per buyer as of ``as_of`` (all buyers, or ``buyer_ids``)."""
     interactions = export.interactions
     ids = pd.Series(
         sorted(
@@ -110,7 +113,9 @@ def next_touches(
     touches = config.activities
     if trial is None:
         method, trial_rows = "counterfactual", 0
-        scores = counterfactual_lift(model, interactions, export.buyers, points, touches, threads=threads)
+        scores = counterfactual_lift(
+            model, interactions, export.buyers, points, touches, threads=threads
+        )
         lift, low, high = scores, None, None
     else:
         method = "t_learner"

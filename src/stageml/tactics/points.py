@@ -19,7 +19,7 @@ TOUCH_GAP = pd.Timedelta(seconds=1)  # an appended touch happens this long befor
 
 
 def touch_channels(interactions: pd.DataFrame, touches: tuple[str, ...]) -> dict[str, str]:
-    """The channel each touch is usually logged with (``"unknown"`` if never seen)."""
+    """Map each touch to the channel it is usually logged with (``"unknown"`` if never)."""
     if "channel" not in interactions:
         return {t: "unknown" for t in touches}
     seen = interactions[interactions["activity"].isin(touches)]
@@ -41,10 +41,18 @@ def features_at_points(
 
     Parameters
     ----------
-    touch
+    model
+        The trained bundle (its vocabulary and feature settings).
+    interactions, buyers
+        The validated export's tables.
+    points
+        ``buyer_id`` and ``as_of`` per row.
+    touch, channel
         If given, an outbound ``touch`` is appended to every point's history at
         ``as_of - 1 s``: it happens "now", so the features (which see interactions strictly
         before the as-of instant) include it.
+    threads
+        Feature engine threads.
 
     Returns
     -------
@@ -84,4 +92,5 @@ def features_at_points(
         attrs = attrs.drop(columns="buyer_id").rename(columns={"_pid": "buyer_id"})
     features = model.features(history.reset_index(drop=True), [anchor], attrs, threads=threads)
     features = features.set_index("buyer_id").reindex(pseudo).reset_index(drop=True)
-    return features.assign(buyer_id=keys["buyer_id"].to_numpy(), as_of=as_of.to_numpy())
+    original = pd.DataFrame({"buyer_id": keys["buyer_id"].to_numpy(), "as_of": as_of.to_numpy()})
+    return pd.concat([original, features.drop(columns="as_of")], axis=1)

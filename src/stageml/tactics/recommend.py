@@ -11,7 +11,7 @@ from stageml.tactics.check import lift_columns
 
 
 def model_inputs(scores: pd.DataFrame, stages: Sequence[str]) -> pd.DataFrame:
-    """The uplift learner's inputs: stage probabilities and the inflection likelihood."""
+    """Select the uplift learner's inputs: stage probabilities and inflection likelihood."""
     return scores[[*(f"p_{s}" for s in stages), "inflection_probability"]]
 
 
@@ -23,15 +23,21 @@ def most_frequent_touch(
     The baseline policy: "do what sellers usually do at this stage". Each touch is placed in
     the buyer's last recorded stage at its instant; touches before any record are left out.
     """
-    done = interactions.loc[interactions["activity"].isin(touches), ["buyer_id", "occurred_at", "activity"]]
-    history = stage_history[["buyer_id", "entered_at", "stage"]].rename(columns={"entered_at": "occurred_at"})
+    done = interactions.loc[
+        interactions["activity"].isin(touches), ["buyer_id", "occurred_at", "activity"]
+    ]
+    history = stage_history[["buyer_id", "entered_at", "stage"]].rename(
+        columns={"entered_at": "occurred_at"}
+    )
     placed = pd.merge_asof(
         done.sort_values("occurred_at"),
         history.sort_values("occurred_at"),
         on="occurred_at",
         by="buyer_id",
     ).dropna(subset=["stage"])
-    counts = pd.crosstab(placed["stage"], placed["activity"]).reindex(columns=list(touches), fill_value=0)
+    counts = pd.crosstab(placed["stage"], placed["activity"]).reindex(
+        columns=list(touches), fill_value=0
+    )
     return counts.div(counts.sum(axis=1), axis=0)
 
 
@@ -43,7 +49,7 @@ def top_touches(
     *,
     k: int,
 ) -> pd.DataFrame:
-    """The ``k`` touches of highest estimated lift per row, best first (long format).
+    """List the ``k`` touches of highest estimated lift per row, best first (long format).
 
     Returns
     -------
@@ -62,11 +68,13 @@ def top_touches(
     def bound(frame: pd.DataFrame | None) -> np.ndarray:
         if frame is None:
             return np.full(len(rows), np.nan)
-        return frame[columns].to_numpy()[rows, picked]
+        return np.asarray(frame[columns].to_numpy()[rows, picked])
 
     out = keys.iloc[rows].reset_index(drop=True)
     out["rank"] = np.tile(np.arange(1, k + 1), len(values))
-    out["touch"] = pd.array(np.asarray([c.removeprefix("lift_") for c in columns])[picked], dtype="string")
+    out["touch"] = pd.array(
+        np.asarray([c.removeprefix("lift_") for c in columns])[picked], dtype="string"
+    )
     out["lift"] = values[rows, picked]
     out["lift_low"], out["lift_high"] = bound(low), bound(high)
     return out

@@ -119,4 +119,4 @@ class TLearner(BaseEstimator):  # type: ignore[misc]
             mean[column] = bags.mean(axis=0)
             lo[column] = np.quantile(bags, tail, axis=0)
             hi[column] = np.quantile(bags, 1 - tail, axis=0)
-        return tuple(pd.DataFrame(d, index=X.index) for d in (mean, lo, hi))  # type: ignore[return-value]
+        return tuple(pd.DataFrame(d, index=X.index) for d in (mean, lo, hi))

@@ -350,3 +350,29 @@ def champion_version(*, tracking_uri: str, name: str = "stageml") -> int | None:
             return int(client.get_model_version_by_alias(name, CHAMPION).version)
         except MlflowException:
             return None
+
+
+def log_next_touches(
+    table: pd.DataFrame,
+    figure: Figure,
+    *,
+    tracking_uri: str,
+    method: str,
+    as_of: pd.Timestamp,
+    experiment: str = "stageml-next-touch",
+) -> str:
+    """Log one next-touch run: its stage x touch lift table and heat map; returns the run id."""
+    with _tracking(tracking_uri):
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run() as run:
+            mlflow.log_params({"method": method, "as_of": str(as_of)})
+            mlflow.log_figure(figure, "next_touch/lift_heatmap.png")
+            mlflow.log_dict(
+                {
+                    "stages": list(table.index),
+                    "touches": list(table.columns),
+                    "lift": table.to_numpy().tolist(),
+                },
+                "next_touch/lift_table.json",
+            )
+    return str(run.info.run_id)
