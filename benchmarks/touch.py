@@ -52,6 +52,7 @@ from stageml.tactics.check import (  # noqa: E402
     true_qini,
 )
 from stageml.tactics.counterfactual import counterfactual_lift  # noqa: E402
+from stageml.tactics.points import features_at_points  # noqa: E402
 from stageml.tactics.recommend import model_inputs, most_frequent_touch  # noqa: E402
 from stageml.tactics.uplift import TLearner  # noqa: E402
 
@@ -62,6 +63,11 @@ def _export(n: int, seed: int, knobs: WorldParams, folder: Path) -> tuple[Export
     sim = simulate(n, seed=seed, params=knobs)
     write_export(sim, folder)
     return load_export(folder, require_stage_history=True), sim
+
+
+def _held_out(truth: pd.DataFrame) -> np.ndarray:
+    """Half of the trial's buyers, by a hash of the id (all of a buyer's rows together)."""
+    return np.asarray(pd.util.hash_array(truth["buyer_id"].to_numpy(dtype=str)) % 2 == 1)
 
 
 def _policy(lifts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +85,10 @@ def _scored_trial(
     horizon = int(params.labels.horizon / pd.Timedelta(days=1))
     world = WorldParams(touch_effects=True, trial_horizon_days=horizon)
     trial_world = WorldParams(
-        touch_effects=True, randomised_share=1.0, enrol_share=0.15, trial_horizon_days=horizon
+        touch_effects=True,
+        randomised_share=1.0,
+        enrol_share=args.enrol_share,
+        trial_horizon_days=horizon,
     )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -100,9 +109,19 @@ def _scored_trial(
     truth["y"] = labels["inflection"].to_numpy()
     truth = truth[truth["y"].notna()].reset_index(drop=True)
     truth["y"] = truth["y"].astype(int)
+    held = _held_out(truth)
     t0 = time.perf_counter()
-    cf = counterfactual_lift(model, export.interactions, export.buyers, truth, TOUCHES, threads=1)
+    # Counterfactual lifts are judged on the held-out half only; the fitting half needs
+    # only the scores the T-learner takes as inputs.
+    cf = counterfactual_lift(
+        model, export.interactions, export.buyers, truth[held], TOUCHES, threads=1
+    )
     clock["counterfactual_s"] = time.perf_counter() - t0
+    fit_rows = features_at_points(
+        model, export.interactions, export.buyers, truth[~held], threads=1
+    )
+    fit_scores = model.predict_features(fit_rows, threads=1).set_index(truth.index[~held])
+    cf = pd.concat([cf.set_index(truth.index[held]), fit_scores]).sort_index()
     frequent = most_frequent_touch(history.interactions, history.stage_history, TOUCHES)
     return truth, cf, frequent, model.stages
 
@@ -112,6 +131,7 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=30_000, help="trial export buyers")
     parser.add_argument("--train-buyers", type=int, default=6_000, help="history export buyers")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--enrol-share", type=float, default=0.5, help="per trial day in play")
     parser.add_argument("--quick", action="store_true", help="8,000 + 3,000 buyers")
     parser.add_argument("--cache", type=Path, help="keep/reuse the scored trial rows here")
     args = parser.parse_args()
@@ -133,26 +153,29 @@ def main() -> None:
             pd.to_pickle(
                 {"truth": truth, "cf": cf, "frequent": frequent, "stages": stage_names}, args.cache
             )
-    held = pd.util.hash_array(truth["buyer_id"].to_numpy(dtype=str)) % 2 == 1
+    held = _held_out(truth)
     X = model_inputs(cf, stage_names)
-    t0 = time.perf_counter()
-    learner = TLearner(random_state=args.seed).fit(
-        X[~held], truth.loc[~held, "touch"], truth.loc[~held, "y"]
-    )
-    tl, tl_lo, tl_hi = learner.predict_lift(X[held])
-    clock["t_learner_s"] = time.perf_counter() - t0
-
+    fitted = {}
+    for base in ("logistic", "lightgbm"):
+        t0 = time.perf_counter()
+        learner = TLearner(base=base, random_state=args.seed).fit(
+            X[~held], truth.loc[~held, "touch"], truth.loc[~held, "y"]
+        )
+        fitted[base] = learner.predict_lift(X[held])[0].reset_index(drop=True)
+        clock[f"t_learner_{base}_s"] = time.perf_counter() - t0
     test = truth[held].reset_index(drop=True)
     cf_test = cf[held].reset_index(drop=True)
-    tl = tl.reset_index(drop=True)
     true_lifts = test[[f"lift_{t}" for t in TOUCHES]]
     stages = [s for s in params.stages if s in set(test["stage"])]
     true_table = stage_touch_table(test, stages)
     estimates = {
         "counterfactual (model)": stage_touch_table(cf_test.assign(stage=test["stage"]), stages),
-        "T-learner (trial)": stage_touch_table(tl.assign(stage=test["stage"]), stages)[
-            list(true_table.columns)
-        ],
+        **{
+            f"T-learner, {base} (trial)": stage_touch_table(
+                lift.assign(stage=test["stage"]), stages
+            )[list(true_table.columns)]
+            for base, lift in fitted.items()
+        },
     }
     freq_table = frequent.reindex(index=true_table.index, columns=true_table.columns)
     rows = []
@@ -162,10 +185,23 @@ def main() -> None:
             agreement["mae"] = float("nan")  # frequencies are not lifts
         rows.append({"method": name, **agreement, "best": table.idxmax(axis=1).to_dict()})
 
+    predicted = cf_test["stage"].to_numpy()
+    open_rows = predicted != stage_names[-1]
+    by_predicted = stage_touch_table(test.assign(stage=predicted)[open_rows], stage_names[:-1])
+    named = [("counterfactual (model)", cf_test)]
+    named += [(f"T-learner, {b} (trial)", f) for b, f in fitted.items()]
+    for row, (name, lifts) in zip(rows, named, strict=False):
+        table = stage_touch_table(
+            lifts.assign(stage=predicted)[open_rows], list(by_predicted.index)
+        )
+        agreement = table_agreement(table, by_predicted)
+        row["by_predicted"] = {**agreement, "best": table.idxmax(axis=1).to_dict()}
+        print(f"by predicted stage, {name}: {row['by_predicted']}")
+    print("true best by predicted stage:", by_predicted.idxmax(axis=1).to_dict())
     base_rec = frequent.idxmax(axis=1).reindex(cf_test["stage"]).to_numpy()
     policies = {
         "counterfactual (model)": _policy(cf_test),
-        "T-learner (trial)": _policy(tl),
+        **{f"T-learner, {base} (trial)": _policy(lift) for base, lift in fitted.items()},
         "most frequent touch (baseline)": (base_rec, cf_test["inflection_probability"].to_numpy()),
         "oracle (true best touch)": _policy(true_lifts),
     }
