@@ -25,26 +25,33 @@ TRIAL = WorldParams(touch_effects=True, randomised_share=1.0, enrol_share=0.3)
 
 
 def planted(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Arms none/a/b at random; ``a`` adds 0.3 to the move chance when x > 0.5, ``b`` nothing."""
+    """Arms none/a/b at random; ``a`` adds 0.3 to the move chance when x = 1, ``b`` nothing.
+
+    ``x`` plays a stage (the effect is stage-appropriate), ``noise`` a nuisance input.
+    """
     rng = np.random.default_rng(seed)
-    X = pd.DataFrame({"x": rng.random(n), "noise": rng.random(n)})
+    X = pd.DataFrame({"x": (rng.random(n) < 0.5).astype(float), "noise": rng.random(n)})
     arm = rng.choice(np.array(["none", "a", "b"], dtype=object), n)
-    p = 0.2 + 0.2 * X["noise"] + np.where((arm == "a") & (X["x"] > 0.5), 0.3, 0.0)
+    p = 0.2 + 0.2 * X["noise"] + np.where((arm == "a") & (X["x"] == 1), 0.3, 0.0)
     return X, arm, (rng.random(n) < p).astype(int)
 
 
-def test_t_learner_recovers_a_planted_effect_and_invents_none() -> None:
+@pytest.mark.parametrize("base", ["logistic", "lightgbm"])
+def test_t_learner_recovers_a_planted_effect_and_invents_none(base: str) -> None:
     X, arm, y = planted(6000, seed=1)
-    learner = TLearner(random_state=0).fit(X, arm, y)
-    grid = pd.DataFrame({"x": np.r_[np.full(50, 0.8), np.full(50, 0.2)], "noise": 0.5})
+    learner = TLearner(base=base, random_state=0).fit(X, arm, y)  # type: ignore[arg-type]
+    grid = pd.DataFrame(
+        {"x": np.r_[np.ones(50), np.zeros(50)], "noise": np.tile(np.linspace(0, 1, 50), 2)}
+    )
     lift, low, high = learner.predict_lift(grid)
     high_x, low_x = slice(0, 50), slice(50, 100)
     assert lift["lift_a"].iloc[high_x].mean() == pytest.approx(0.3, abs=0.08)
     assert abs(lift["lift_a"].iloc[low_x].mean()) < 0.06
     assert abs(lift["lift_b"].mean()) < 0.06
-    # The interval of the planted effect excludes zero; the null touch's covers it.
-    assert (low["lift_a"].iloc[high_x] > 0).mean() > 0.9
-    assert ((low["lift_b"] < 0) & (high["lift_b"] > 0)).mean() > 0.8
+    # Averaged over the buyers, the planted effect's interval excludes zero and the null
+    # touch's covers it (per buyer the bootstrap spread of 8 refits is rougher than that).
+    assert low["lift_a"].iloc[high_x].mean() > 0.15
+    assert low["lift_b"].mean() < 0 < high["lift_b"].mean()
 
 
 def test_t_learner_needs_a_control_arm() -> None:
@@ -55,10 +62,11 @@ def test_t_learner_needs_a_control_arm() -> None:
 
 def test_qini_ranks_the_right_policy_above_the_wrong_one() -> None:
     X, arm, y = planted(6000, seed=3)
-    right = np.where(X["x"] > 0.5, "a", "b")
+    right = np.where(X["x"] == 1, "a", "b")
     good = qini(right, X["x"].to_numpy(), arm, y, ("a", "b"))
     bad = qini(np.full(len(y), "b", dtype=object), X["x"].to_numpy(), arm, y, ("a", "b"))
-    assert good["qini"] > 0.02 > abs(bad["qini"]) - 0.02
+    # Always the null touch is worse than a random touch (half the time the right one).
+    assert good["qini"] > 0.02 and bad["qini"] < -0.02
     true = pd.DataFrame({"a": [0.3, 0.0], "b": [0.0, 0.0]}, index=["hi", "lo"])
     assert table_agreement(true, true)["best_recovered"] == 1.0
 
