@@ -128,7 +128,7 @@ def _scored_trial(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--buyers", type=int, default=30_000, help="trial export buyers")
+    parser.add_argument("--buyers", type=int, default=60_000, help="trial export buyers")
     parser.add_argument("--train-buyers", type=int, default=6_000, help="history export buyers")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--enrol-share", type=float, default=0.5, help="per trial day in play")
