@@ -39,9 +39,9 @@ from _common import markdown_table  # noqa: E402
 
 from stageml.config import load_params  # noqa: E402
 from stageml.data.simulate import simulate, write_export  # noqa: E402
+from stageml.data.span import data_span  # noqa: E402
 from stageml.data.validate import Export, load_export  # noqa: E402
 from stageml.data.world import TOUCH_EFFECTS, WorldParams  # noqa: E402
-from stageml.features.snapshots import data_span  # noqa: E402
 from stageml.models.labels import build_labels  # noqa: E402
 from stageml.models.train import train  # noqa: E402
 from stageml.tactics.check import (  # noqa: E402

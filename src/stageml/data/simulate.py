@@ -20,7 +20,7 @@ give identical tables for the same seed and block size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from stageml.config import DEFAULT_STAGES
 from stageml.data.io import atomic_path, find_table, write_table
+from stageml.data.trial import trial_tables
 from stageml.data.world import (
     DAY,
     INBOUND_HOURS,
@@ -60,9 +61,6 @@ from stageml.data.world import (
     draw_activities,
     episode_events,
     record_history,
-    touch_effect_table,
-    trial_arms,
-    true_lift,
     walk,
 )
 from stageml.errors import ConfigError
@@ -368,41 +366,13 @@ def _simulate_block(
             "entered_at": _stamp(t0, history.at),
         }
     )
-    trial, touch_truth = _trial_tables(world, knobs, pop, walked, ids, t0)
-    return SimulatedExport(interactions, pop.frame, stage_history, truth_frame, trial, touch_truth)
-
-
-def _trial_tables(
-    world: World,
-    knobs: WorldParams,
-    pop: _Buyers,
-    walked: Walk,
-    ids: Callable[[np.ndarray], pd.Series],
-    t0: pd.Timestamp,
-) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """Build the trial log and its truth (true stage, true lift of every candidate touch)."""
-    if walked.trial is None or knobs.randomised_share <= 0:
-        return None, None
-    trial = walked.trial
-    names = np.asarray(("none", *world.activities), dtype=object)
-    log = pd.DataFrame(
-        {
-            "buyer_id": ids(trial.buyer),
-            "assigned_at": _stamp(t0, trial.day * DAY),
-            "touch": _text(names[trial.arm + 1]),
-        }
-    )
-    truth = log.assign(stage=_labels(world.stages, trial.stage))
-    hazard = world.up_hazard[trial.stage] * pop.speed[trial.buyer]
-    effects = touch_effect_table(world)
-    for arm in trial_arms(world)[1:]:
-        truth[f"lift_{world.activities[arm]}"] = true_lift(
-            hazard,
-            effects[trial.stage, arm],
-            window_days=knobs.touch_window_days,
-            horizon_days=knobs.trial_horizon_days,
+    trial = touch_truth = None
+    if walked.trial is not None and knobs.randomised_share > 0:
+        enrolled = walked.trial.buyer
+        trial, touch_truth = trial_tables(
+            world, knobs, walked.trial, buyer_ids=ids(enrolled), speed=pop.speed[enrolled], t0=t0
         )
-    return log, truth
+    return SimulatedExport(interactions, pop.frame, stage_history, truth_frame, trial, touch_truth)
 
 
 def _draw_buyers(rng: np.random.Generator, first_id: int, n: int, knobs: WorldParams) -> _Buyers:
