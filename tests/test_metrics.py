@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from stageml.models.metrics import paired_bootstrap
+from stageml.models.metrics import (
+    bootstrap_metrics,
+    expected_calibration_error,
+    inflection_metrics,
+    paired_bootstrap,
+)
 
 
 def test_paired_bootstrap_brackets_the_difference_and_resamples_whole_buyers() -> None:
@@ -29,3 +34,21 @@ def test_paired_bootstrap_brackets_the_difference_and_resamples_whole_buyers() -
     by_buyer = paired_bootstrap(shared, score, noise, buyers, draws=300)["roc_auc"]
     by_row = paired_bootstrap(shared, score, noise, np.arange(len(shared)), draws=300)["roc_auc"]
     assert by_buyer[2] - by_buyer[1] > 1.5 * (by_row[2] - by_row[1])
+
+
+def test_bootstrap_metrics_points_are_the_plain_metrics_and_intervals_bracket_them() -> None:
+    rng = np.random.default_rng(5)
+    buyers = np.repeat(np.arange(300), 4)
+    y = (rng.random(len(buyers)) < 0.2).astype(int)
+    p = np.clip(0.2 + 0.3 * (y - 0.2) + rng.normal(0, 0.15, len(y)), 0, 1)
+    got = bootstrap_metrics(y, p, buyers, draws=200)
+    plain = inflection_metrics(y, p)
+    for name in ("roc_auc", "pr_auc", "brier", "ece"):
+        point, low, high = got[name]
+        assert np.isclose(point, plain[name]) and low <= point <= high and low < high
+    # Bootstrap weights are row counts: ECE with weights = ECE on the repeated rows.
+    counts = rng.integers(0, 3, len(y))
+    assert np.isclose(
+        expected_calibration_error(y, p, weights=counts),
+        expected_calibration_error(np.repeat(y, counts), np.repeat(p, counts)),
+    )

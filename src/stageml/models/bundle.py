@@ -19,6 +19,20 @@ from stageml.features.engine import KEYS, build_features, feature_columns
 from stageml.models.estimators import CalibratedLGBM
 
 
+def at_final_stage(p: np.ndarray, stage_p: np.ndarray, rule: str) -> np.ndarray:
+    """Inflection likelihoods after ``train.inflection_fit.final_stage``.
+
+    "zero": zero where the final stage is the most likely (it has nowhere to go); "soft":
+    times the probability of not being there; "none": unchanged.
+    """
+    final = stage_p[:, -1] if len(stage_p) else np.zeros(0)
+    if rule == "zero":
+        return np.where(stage_p.argmax(axis=1) == stage_p.shape[1] - 1, 0.0, p)
+    if rule == "soft":
+        return np.asarray(p * (1.0 - final))
+    return p
+
+
 @dataclass
 class StageModel:
     """Everything needed to score a raw export exactly as the training run did."""
@@ -78,11 +92,11 @@ class StageModel:
         for k, stage in enumerate(self.stages):
             out[f"p_{stage}"] = stage_p[:, k]
         last = len(self.stages) - 1
-        # The final stage has nowhere to go: its inflection likelihood is zero by definition.
-        out["inflection_probability"] = np.where(predicted == last, 0.0, inflection_p)
+        rule = self.params.train.inflection_fit.final_stage
+        out["inflection_probability"] = at_final_stage(inflection_p, stage_p, rule)
         # Calibration maps are flat beyond their last step, so the most likely buyers can
         # share one probability; the booster's own score still orders them.
-        out["inflection_score"] = np.where(predicted == last, 0.0, inflection_raw)
+        out["inflection_score"] = at_final_stage(inflection_raw, stage_p, rule)
         nxt = np.minimum(predicted + 1, last)
         out["next_stage"] = pd.array(np.where(predicted == last, None, stages[nxt]), dtype="string")
         return out

@@ -18,18 +18,20 @@ from sklearn.metrics import (
 )
 
 
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Weighted mean |observed rate - mean predicted| over equal-width probability bins."""
+def expected_calibration_error(
+    y: np.ndarray, p: np.ndarray, bins: int = 10, weights: np.ndarray | None = None
+) -> float:
+    """Weighted mean |observed rate - mean predicted| over equal-width probability bins.
+
+    ``weights`` (row weights, e.g. bootstrap counts) default to one per row.
+    """
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            error += mask.mean() * abs(y[mask].mean() - p[mask].mean())
-    return float(error)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    which = np.clip(np.digitize(p, np.linspace(0.0, 1.0, bins + 1)[1:-1]), 0, bins - 1)
+    mass = np.bincount(which, w, minlength=bins)
+    gap = np.bincount(which, w * (y - p), minlength=bins)
+    return float(np.abs(gap).sum() / mass.sum()) if mass.sum() else float("nan")
 
 
 def multiclass_ece(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
@@ -144,6 +146,48 @@ def paired_bootstrap(
     return {
         name: (point[i], float(low[i]), float(high[i]))
         for i, name in enumerate(("roc_auc", "brier"))
+    }
+
+
+def bootstrap_metrics(
+    y: np.ndarray,
+    p: np.ndarray,
+    groups: np.ndarray,
+    *,
+    draws: int = 500,
+    seed: int = 0,
+) -> dict[str, tuple[float, float, float]]:
+    """ROC-AUC, PR-AUC, Brier and ECE: point value and a 95 % interval over whole buyers.
+
+    Resamples groups (buyers) as :func:`paired_bootstrap` does, for one model's scores.
+    """
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    _, member = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(member.max()) + 1 if len(member) else 0
+    rng = np.random.default_rng(seed)
+    ranked = _ranked(p)
+
+    def values(weights: np.ndarray) -> tuple[float, ...]:
+        both = (weights * y).sum() > 0 and (weights * (1 - y)).sum() > 0
+        return (
+            _weighted_auc(y, weights, *ranked),
+            float(average_precision_score(y, p, sample_weight=weights)) if both else np.nan,
+            float(np.average((p - y) ** 2, weights=weights)),
+            expected_calibration_error(y, p, weights=weights),
+        )
+
+    point = values(np.ones(len(y)))
+    drawn = np.array(
+        [
+            values(np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[member])
+            for _ in range(draws)
+        ]
+    )
+    low, high = np.nanpercentile(drawn, [2.5, 97.5], axis=0)
+    return {
+        name: (point[i], float(low[i]), float(high[i]))
+        for i, name in enumerate(("roc_auc", "pr_auc", "brier", "ece"))
     }
 
 

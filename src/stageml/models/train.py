@@ -21,15 +21,16 @@ from stageml.data.span import coincidence_rate, data_span, snapshot_dates
 from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.features.drift import fit_reference
-from stageml.features.engine import feature_columns
+from stageml.features.engine import KEYS, feature_columns
 from stageml.features.vocabulary import Vocabulary, fit_vocabulary
 from stageml.models.baselines import (
     LastActivityRule,
     MajorityBaseline,
+    count_gbm_baseline,
     fit_quietly,
     logistic_baseline,
 )
-from stageml.models.bundle import StageModel
+from stageml.models.bundle import StageModel, at_final_stage
 from stageml.models.estimators import CalibratedLGBM, Calibration
 from stageml.models.metrics import (
     inflection_metrics,
@@ -69,6 +70,12 @@ class TrainingResult:
     reliability: dict[str, dict[str, list[float]]]
     test_frame: pd.DataFrame = field(repr=False)
     timings: dict[str, float] = field(default_factory=dict)
+    # The product's calibrated inflection on buyers who can still advance, per period (the
+    # train and validation curves are in-sample for the refitted booster and the map).
+    reliability_by_period: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # Labelled test rows: keys, label, can_advance and every candidate's inflection score,
+    # for intervals and paired comparisons (stageml.models.metrics.paired_bootstrap).
+    inflection_test: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
 
 def time_split(instants: list[pd.Timestamp], params: Params) -> TimeSplit:
@@ -228,7 +235,6 @@ def fit(
     n_stages = len(params.stages)
 
     advancing = snaps["can_advance"].fillna(False).astype(bool)
-    last_stage = n_stages - 1
 
     def rows(
         name: str, label: str, *, only_advancing: bool = False
@@ -276,10 +282,13 @@ def fit(
         raw = model.predict_proba_raw(Xt)
         calibrated = model.calibrate(raw)
         if task == "inflection":
-            # As the product scores it (StageModel.predict_features): zero where the stage
-            # model predicts the final stage, which has nowhere to go.
-            final = fitted["stage"].predict_proba(Xt).argmax(axis=1) == last_stage
-            raw, calibrated = (_zero_where(final, p) for p in (raw, calibrated))
+            # As the product scores it (StageModel.predict_features): at the predicted final
+            # stage, after inflection_fit.final_stage.
+            stage_p = fitted["stage"].predict_proba(Xt)
+            rule = params.train.inflection_fit.final_stage
+            raw, calibrated = (
+                _binary(at_final_stage(p[:, 1], stage_p, rule)) for p in (raw, calibrated)
+            )
         candidates: dict[str, np.ndarray] = {
             "model": calibrated,
             "model_raw": raw,
@@ -288,6 +297,11 @@ def fit(
             "baseline_logistic": fit_quietly(
                 logistic_baseline(X, random_state=params.seed), X, y
             ).predict_proba(Xt),
+            # On the rows and labels the product's model learned from (with the refit, the
+            # validation period's too).
+            "baseline_counts": count_gbm_baseline(columns, random_state=params.seed)
+            .fit(*_final_rows(task, params, (Xm, ym), (Xmv, ymv)))
+            .predict_proba(Xt),
         }
         for name, proba in candidates.items():
             prefix = f"{task}.{name}" if name != "model" else task
@@ -303,9 +317,22 @@ def fit(
         if task == "inflection":
             reliability["calibrated"] = reliability_curve(yt, candidates["model"][:, 1])
             reliability["raw"] = reliability_curve(yt, candidates["model_raw"][:, 1])
+            inflection_test = (
+                snaps.loc[Xt.index, list(KEYS)]
+                .reset_index(drop=True)
+                .assign(
+                    label=yt,
+                    can_advance=advancing.loc[Xt.index].to_numpy(bool),
+                    **{name: proba[:, 1] for name, proba in candidates.items()},
+                )
+            )
         else:
             confusion = stage_confusion(yt, candidates["model"], n_stages)
     timings["fit_s"] = time.perf_counter() - clock
+    by_period = {
+        name: _product_reliability(fitted, params, *rows(name, "inflection", only_advancing=True))
+        for name in ("train", "valid", "test")
+    }
     model_bundle = StageModel(
         params=params,
         vocabulary=vocabulary,
@@ -323,11 +350,34 @@ def fit(
         reliability=reliability,
         test_frame=test_frame,
         timings=timings,
+        reliability_by_period=by_period,
+        inflection_test=inflection_test,
     )
 
 
-def _zero_where(final: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    p = np.where(final, 0.0, proba[:, 1])
+def _product_reliability(
+    fitted: dict[str, CalibratedLGBM], params: Params, X: pd.DataFrame, y: np.ndarray
+) -> dict[str, list[float]]:
+    """Return the reliability curve of the product's inflection probabilities on ``X``."""
+    model = fitted["inflection"]
+    p = model.calibrate(model.predict_proba_raw(X))[:, 1]
+    rule = params.train.inflection_fit.final_stage
+    return reliability_curve(y, at_final_stage(p, fitted["stage"].predict_proba(X), rule))
+
+
+def _final_rows(
+    task: str,
+    params: Params,
+    train_rows: tuple[pd.DataFrame, np.ndarray],
+    valid_rows: tuple[pd.DataFrame, np.ndarray],
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Return the rows the final model is fitted on: train, + validation if refitted."""
+    if task == "inflection" and params.train.inflection_fit.refit:
+        return pd.concat([train_rows[0], valid_rows[0]]), np.r_[train_rows[1], valid_rows[1]]
+    return train_rows
+
+
+def _binary(p: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - p, p])
 
 

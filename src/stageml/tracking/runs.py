@@ -33,7 +33,7 @@ from stageml.explain.plots import global_figures
 from stageml.models.bundle import StageModel
 from stageml.models.metrics import inflection_metrics, stage_metrics
 from stageml.models.train import TrainingResult
-from stageml.tracking.plots import training_figures
+from stageml.tracking.plots import reliability_figure, training_figures
 from stageml.tracking.report import render_report
 
 CHAMPION = "champion"
@@ -143,6 +143,9 @@ def run_figures(result: TrainingResult, export: Export) -> dict[str, Figure]:
         model.inflection_model,
         model.stages,
     )
+    figures["reliability_by_period"] = reliability_figure(
+        result.reliability_by_period, "Inflection by period (calibrated, can advance)"
+    )
     figures.update(global_figures(model, result.test_frame, sample=2000, seed=model.params.seed))
     return figures
 
@@ -168,7 +171,11 @@ def log_training(
             mlflow.log_dict(result.metrics, "metrics.json")
             mlflow.log_dict(model.vocabulary.to_dict(), "vocabulary.json")  # type: ignore[attr-defined]
             mlflow.log_dict(
-                {"reliability": result.reliability, "confusion": result.confusion.tolist()},
+                {
+                    "reliability": result.reliability,
+                    "reliability_by_period": result.reliability_by_period,
+                    "confusion": result.confusion.tolist(),
+                },
                 "curves.json",
             )
             figures = run_figures(result, export)

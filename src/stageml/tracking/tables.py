@@ -6,8 +6,15 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-CANDIDATES = ("model", "model_raw", "baseline_majority", "baseline_rule", "baseline_logistic")
-HEADERS = ("model", "uncalibrated", "majority", "rule", "logistic")
+CANDIDATES = (
+    "model",
+    "model_raw",
+    "baseline_majority",
+    "baseline_rule",
+    "baseline_logistic",
+    "baseline_counts",
+)
+HEADERS = ("model", "uncalibrated", "majority", "rule", "logistic", "count GBM")
 ROWS = {
     "stage": ("accuracy", "macro_f1", "balanced_accuracy", "log_loss", "ece"),
     "inflection": ("roc_auc", "pr_auc", "brier", "ece"),
