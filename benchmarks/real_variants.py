@@ -53,6 +53,7 @@ from _common import markdown_table  # noqa: E402
 
 from stageml.config import Params, load_params  # noqa: E402
 from stageml.data.importers import import_export  # noqa: E402
+from stageml.data.second_world import STAGES, simulate_second_world  # noqa: E402
 from stageml.data.simulate import simulate, write_export  # noqa: E402
 from stageml.data.validate import load_export  # noqa: E402
 from stageml.models import estimators, train  # noqa: E402
@@ -79,7 +80,11 @@ class Variant:
     booster: dict[str, Any] = field(default_factory=lambda: dict(LIGHTGBM))
     # Explicit, so that the rows keep their meaning when the product's default changes.
     fit: dict[str, Any] = field(
-        default_factory=lambda: {"calibration": "centered_isotonic", "cooling": False}
+        default_factory=lambda: {
+            "calibration": "centered_isotonic",
+            "cooling": False,
+            "final_stage": "zero",
+        }
     )
     lightgbm: dict[str, Any] = field(default_factory=dict)
     features: str | None = None
@@ -121,6 +126,18 @@ def calibrations(prefix: str, base: Variant) -> dict[str, Variant]:
     }
 
 
+def ablations(prefix: str, base: Variant) -> dict[str, Variant]:
+    """One change at a time from ``base``: issue #18's list (judged with ``--nested``)."""
+    return {
+        f"{prefix}, final stage soft": base.but(fit={"final_stage": "soft"}),
+        f"{prefix}, final stage none": base.but(fit={"final_stage": "none"}),
+        f"{prefix}, activity counts only": base.but(features="counts_only"),
+        f"{prefix}, no elapsed-time features": base.but(features="drop_durations"),
+        f"{prefix}, 15 leaves depth 6": base.but(booster={"num_leaves": 15, "max_depth": 6}),
+        f"{prefix}, no early stopping": base.but(booster={"early_stopping_rounds": 400}),
+    }
+
+
 VARIANTS: dict[str, Variant] = {
     "old default (class-weighted)": OLD,
     "no class weight": NOCW,
@@ -153,10 +170,12 @@ VARIANTS: dict[str, Variant] = {
     "new + cooling (elapsed time monotone decreasing)": COOL,
     **calibrations("cooling", COOL),
     **next_steps("cooling", COOL),
+    **ablations("cooling", COOL),
 }
 NOVELTY = ["days_since_new_activity", "n_since_new_activity"]
 STAGE = ["stage_so_far", "days_in_stage", "n_since_stage"]
 DROPS: dict[str, Callable[[str], bool]] = {
+    "counts_only": lambda c: not c.startswith("act_"),
     "drop_durations": lambda c: c.startswith(train.ELAPSED_PREFIXES),
     "drop_tenure": lambda c: c in ("days_since_first", "gap_mean_days"),
     "drop_durations_all": lambda c: (
@@ -179,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(path.read_text())
     data = {kind: load_real(kind, args.data) for kind in KINDS}
     data["simulated"] = load_simulated()
+    if args.second:
+        data["second"] = load_simulated(second=True)
     if args.nested:
         data = {k: (e, nested_split(p, ps), ps) for k, (e, p, ps) in data.items()}
         for kind, (_, prepared, _) in data.items():
@@ -208,6 +229,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--fresh", action="store_true", help="ignore earlier results")
     parser.add_argument(
+        "--second", action="store_true", help="add the second simulated world as a data set"
+    )
+    parser.add_argument(
         "--nested",
         action="store_true",
         help="backtest one period earlier: the validation period is the test (nested_split)",
@@ -224,12 +248,14 @@ def load_real(kind: str, root: Path) -> tuple[Any, train.TrainingData, Params]:
     return export, train.prepare_training(export, params), params
 
 
-def load_simulated() -> tuple[Any, train.TrainingData, Params]:
-    out = CACHE / "simulated"
+def load_simulated(*, second: bool = False) -> tuple[Any, train.TrainingData, Params]:
+    """The tests' simulated export, or the second world's (``stageml.data.second_world``)."""
+    out = CACHE / ("second" if second else "simulated")
     shutil.rmtree(out, ignore_errors=True)
-    write_export(simulate(1500, seed=11), out)
-    params = Params()
-    export = load_export(out)
+    made = simulate_second_world(1500, seed=11) if second else simulate(1500, seed=11)
+    write_export(made, out)
+    params = Params(stages=STAGES) if second else Params()
+    export = load_export(out, stages=params.stages)
     return export, train.prepare_training(export, params), params
 
 
@@ -399,16 +425,21 @@ def _last_before(keys: pd.DataFrame, table: pd.DataFrame, at: str) -> pd.DataFra
 def summary(rows: dict[str, Any]) -> str:
     real_valid = np.mean([np.mean([r["roc_auc"] for r in rows[k]["valid"]]) for k in KINDS])
     every = np.mean([np.mean([r["roc_auc"] for r in rows[k]["valid"]]) for k in rows])
-    return f"validation ROC-AUC mean {real_valid:.4f} (with simulated {every:.4f})"
+    tested = np.mean([np.mean([r["roc_auc"] for r in rows[k]["test"]]) for k in rows])
+    return (
+        f"validation ROC-AUC mean {real_valid:.4f} (with simulated {every:.4f}); "
+        f"(pseudo-)test ROC-AUC mean over {len(rows)} data sets {tested:.4f}"
+    )
 
 
 def nested_table(results: dict[str, Any]) -> str:
-    """Pseudo-test (the validation period) Brier / ECE, can_advance, mean over seeds 7-9."""
-    kinds = (*KINDS, "simulated")
-    columns = ["variant", "mean Brier rank", *(f"{k} Brier / ECE" for k in kinds)]
+    """Pseudo-test (the validation period) ROC-AUC, Brier, ECE, can_advance, seeds 7-9."""
+    kinds = [k for k in (*KINDS, "simulated", "second") if all(k in r for r in results.values())]
+    columns = ["variant", "mean ROC-AUC", "mean Brier rank"]
+    columns += [f"{k} ROC-AUC / Brier / ECE" for k in kinds]
     means = {
         name: {
-            k: {m: np.mean([r[m] for r in rows[k]["test"]]) for m in ("brier", "ece")}
+            k: {m: np.mean([r[m] for r in rows[k]["test"]]) for m in ("roc_auc", "brier", "ece")}
             for k in kinds
         }
         for name, rows in results.items()
@@ -422,8 +453,13 @@ def nested_table(results: dict[str, Any]) -> str:
     lines = [
         [
             name,
+            f"{np.mean([means[name][k]['roc_auc'] for k in kinds]):.4f}",
             f"{np.mean(ranks[name]):.2f}",
-            *(f"{means[name][k]['brier']:.4f} / {means[name][k]['ece']:.3f}" for k in kinds),
+            *(
+                f"{means[name][k]['roc_auc']:.3f} / {means[name][k]['brier']:.4f} / "
+                f"{means[name][k]['ece']:.3f}"
+                for k in kinds
+            ),
         ]
         for name in results
     ]
@@ -431,14 +467,15 @@ def nested_table(results: dict[str, Any]) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
+    kinds = (*KINDS, "simulated")
     columns = ["variant", "valid ROC-AUC, real (with simulated)"]
-    columns += [f"{k} test (seed 7)" for k in (*KINDS, "simulated")]
+    columns += [f"{k} test (seed 7)" for k in kinds]
     lines = []
     for name, rows in results.items():
-        means = [np.mean([r["roc_auc"] for r in rows[k]["valid"]]) for k in (*KINDS, "simulated")]
+        means = [np.mean([r["roc_auc"] for r in rows[k]["valid"]]) for k in kinds]
         cells = [
             f"{t['roc_auc']:.3f} / {t['brier']:.4f} / {t['ece']:.3f}"
-            for t in (rows[k]["test"][0] for k in (*KINDS, "simulated"))
+            for t in (rows[k]["test"][0] for k in kinds)
         ]
         lines.append([name, f"{np.mean(means[:3]):.4f} ({np.mean(means):.4f})", *cells])
     return markdown_table(columns, lines, numeric=range(1, len(columns)))
