@@ -1,11 +1,11 @@
-"""Per-buyer reason codes: the strongest TreeSHAP contributions up and down, in words.
+"""Per-buyer reason codes: the strongest behaviours up and down, in words.
 
-Reason codes for a row are the features with the largest positive ("up") and most
-negative ("down") contributions to the predicted stage's logit and to the inflection
-log-odds (:mod:`stageml.explain.contributions`), so they explain the ranking of a buyer,
-not the calibrated percentage shown next to it. The final stage has no inflection (its
-likelihood is zero by definition in :meth:`StageModel.predict_features`), so its
-inflection reasons are left empty.
+Reason codes for a row are the feature *families* (:mod:`stageml.features.families`: all
+windows of one activity, all recency features, ...) with the largest positive ("up") and
+most negative ("down") summed contributions to the predicted stage's logit and to the
+inflection log-odds (:mod:`stageml.explain.contributions`), so they explain the ranking of
+a buyer, not the calibrated percentage shown next to it. Family sums still add up to the
+margin. The final stage's inflection reasons are left empty.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from stageml.explain.contributions import (
     shared_pool,
 )
 from stageml.features.engine import KEYS
-from stageml.features.text import describer
+from stageml.features.families import family_describer, feature_families
 from stageml.models.bundle import StageModel
 
 # Reason codes are computed in batches so that peak memory is one batch's (n, K, F+1) array.
@@ -45,6 +45,15 @@ def _top(values: np.ndarray, k: int, sign: int) -> tuple[np.ndarray, np.ndarray]
     order = np.argsort(-np.take_along_axis(scored, part, axis=1), axis=1, kind="stable")
     index = np.take_along_axis(part, order, axis=1)
     return index, np.take_along_axis(values, index, axis=1)
+
+
+def family_matrix(columns: list[str], families: dict[str, tuple[str, ...]]) -> np.ndarray:
+    """Return the (columns × families) 0/1 matrix: contributions @ it = family sums."""
+    where = {c: i for i, c in enumerate(columns)}
+    matrix = np.zeros((len(columns), len(families)))
+    for j, members in enumerate(families.values()):
+        matrix[[where[c] for c in members], j] = 1.0
+    return matrix
 
 
 def _task_contrib(
@@ -73,9 +82,12 @@ def _batch_table(
 ) -> pd.DataFrame:
     pieces = []
     tasks = _task_contrib(model, X, workers, pool)
+    families = feature_families(model.vocabulary, model.params.features)  # type: ignore[arg-type]
+    matrix = family_matrix(list(X.columns), families)
     for t, (task, (contrib, applies)) in enumerate(tasks.items()):
+        grouped = contrib @ matrix
         for d, (direction, sign) in enumerate((("up", 1), ("down", -1))):
-            index, values = _top(contrib, k, sign)
+            index, values = _top(grouped, k, sign)
             row, rank = np.nonzero((sign * values > 0) & applies[:, None])
             pieces.append(
                 pd.DataFrame(
@@ -92,14 +104,16 @@ def _batch_table(
                 )
             )
     table = pd.concat(pieces, ignore_index=True)
-    table["feature"] = np.asarray(X.columns, dtype=object)[table["col"].to_numpy()]
-    # Only the selected cells are read: one column fetch per feature that appears.
+    names = list(families)
+    table["feature"] = np.asarray(names, dtype=object)[table["col"].to_numpy()]
+    # Only the selected families' cells are read: the buyer's values of their members.
     cols = table["col"].to_numpy()
     local = table["row"].to_numpy() - offset
     value = np.empty(len(table), dtype=object)
     for col in np.unique(cols):
         at = cols == col
-        value[at] = X.iloc[:, col].to_numpy(dtype=object)[local[at]]
+        members = X[list(families[names[col]])].iloc[local[at]]
+        value[at] = members.to_dict(orient="records")
     table["value"] = value
     return table.sort_values(["row", "task_order", "dir_order", "rank"], kind="stable")
 
@@ -126,10 +140,12 @@ def reason_table(
     -------
     pandas.DataFrame
         Columns ``row`` (position in ``features``), ``model`` (``stage``/``inflection``),
-        ``direction`` (``up``/``down``), ``rank`` (1 = strongest), ``feature``, ``value``
-        (the buyer's value), ``contribution`` (signed, raw margin units: logit of the
-        predicted stage, or log-odds of inflection) and ``text``. Only factors with a
-        contribution of the direction's sign are listed, so a row may have fewer than k.
+        ``direction`` (``up``/``down``), ``rank`` (1 = strongest), ``feature`` (the family,
+        e.g. ``activity_demo_request``), ``value`` (the buyer's values of the family's
+        columns, a dict), ``contribution`` (the family's summed contribution, signed, raw
+        margin units: logit of the predicted stage, or log-odds of inflection) and ``text``.
+        Only families with a contribution of the direction's sign are listed, so a row may
+        have fewer than k.
 
     """
     if k < 1:
@@ -147,16 +163,16 @@ def reason_table(
     if not batches:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in REASON_COLUMNS})
     table = pd.concat(batches, ignore_index=True)
-    describe_one = describer(model.vocabulary, model.params.features)  # type: ignore[arg-type]
+    describe_one = family_describer(model.vocabulary, model.params.features)  # type: ignore[arg-type]
     cache: dict[tuple[str, Any], str] = {}
     texts = []
-    for feature, value, contribution in zip(
+    for family, values, contribution in zip(
         table["feature"], table["value"], table["contribution"], strict=True
     ):
         # Counts repeat a lot across buyers, so most texts come from the cache.
-        key = (feature, None if pd.isna(value) else value)
+        key = (family, tuple(None if pd.isna(v) else v for v in values.values()))
         if key not in cache:
-            cache[key] = describe_one(feature, value)
+            cache[key] = describe_one(family, values)
         texts.append(f"{cache[key]} ({contribution:+.2f})")
     table["text"] = texts
     return table[list(REASON_COLUMNS)].reset_index(drop=True)
@@ -178,7 +194,7 @@ def reason_codes(
         The ``buyer_id``/``as_of`` keys when ``features`` has them, the predicted ``stage``,
         then text columns ``stage_up_1`` … ``stage_up_k``, ``stage_down_1`` … ``stage_down_k``,
         ``inflection_up_1`` … ``inflection_down_k``, e.g.
-        ``"4 × pricing page visit in the last 7 days (+0.61)"``; the number is the signed
+        ``"3 × demo request in the last 7 days, none before (+0.61)"``; the number is the signed
         contribution in raw margin units (stage logit / inflection log-odds). Missing where
         fewer than k factors push that way, and for inflection at the final stage.
 
