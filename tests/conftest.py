@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from stageml.config import Params  # noqa: E402
+from stageml.data.second_world import STAGES, simulate_second_world  # noqa: E402
 from stageml.data.simulate import simulate, write_export  # noqa: E402
 from stageml.data.validate import Export, load_export  # noqa: E402
 from stageml.models.train import TrainingResult, train  # noqa: E402
@@ -43,3 +44,12 @@ def export(export_dir: Path) -> Export:
 @pytest.fixture(scope="session")
 def trained(export: Export) -> TrainingResult:
     return train(export, small_params())
+
+
+@pytest.fixture(scope="session")
+def trained_second(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
+    """The second simulated world (four stages, another vocabulary, later records)."""
+    folder = tmp_path_factory.mktemp("second")
+    write_export(simulate_second_world(1500, seed=11), folder)
+    params = small_params().model_copy(update={"stages": STAGES})
+    return train(load_export(folder, stages=STAGES), params)

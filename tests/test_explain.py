@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -208,8 +209,26 @@ def test_reason_codes_are_signed_and_sorted(trained: TrainingResult) -> None:
     first = table[(table["row"] == 0) & (table["model"] == "stage") & (table["direction"] == "up")]
     if len(first):
         assert wide.loc[0, "stage_up_1"] == first.iloc[0]["text"]
-    # The final stage has no inflection: its inflection reasons stay empty.
+    # With final_stage "zero" the predicted final stage has no inflection: no reasons.
+    zeroed = dataclasses.replace(
+        model,
+        params=model.params.model_copy(
+            update={
+                "train": model.params.train.model_copy(
+                    update={
+                        "inflection_fit": model.params.train.inflection_fit.model_copy(
+                            update={"final_stage": "zero"}
+                        )
+                    }
+                )
+            }
+        ),
+    )
+    scored = model.predict_features(trained.test_frame)
+    at_final = trained.test_frame[(scored["stage"] == model.stages[-1]).to_numpy()].iloc[:10]
+    wide = reason_codes(zeroed, at_final, k=3, workers=1)
     final = wide["stage"] == model.stages[-1]
+    assert final.all() and len(final)
     assert wide.loc[final, [c for c in expected if c.startswith("inflection")]].isna().all().all()
 
 

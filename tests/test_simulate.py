@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from stageml.cli import app
 from stageml.config import DEFAULT_STAGES
+from stageml.data import second_world
+from stageml.data.second_world import simulate_second_world
 from stageml.data.simulate import (
     DEFAULT_END,
     DEFAULT_START,
@@ -339,3 +341,31 @@ def test_refuses_to_mix_formats_in_one_folder(tmp_path: Path) -> None:
 def test_summarize_folder_names_missing_tables(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no table\(s\) \['interactions'"):
         summarize_folder(tmp_path)
+
+
+def test_second_world_has_its_own_taxonomy_vocabulary_and_later_noisier_records(
+    export: SimulatedExport,
+) -> None:
+    second = simulate_second_world(800, seed=5)
+    assert set(second_world.VOCABULARY) == set(ACTIVITIES)
+    assert set(second.interactions["activity"]) == set(second_world.VOCABULARY.values())
+    assert not set(second.interactions["activity"]) & set(ACTIVITIES)
+    assert set(second.stage_history["stage"]) == set(second_world.STAGES)
+    assert not second.interactions.duplicated(["buyer_id", "occurred_at", "activity"]).any()
+
+    def lag_days(made: SimulatedExport) -> float:
+        true_at = made.truth[["buyer_id", "stage", "entered_at"]].rename(
+            columns={"entered_at": "true_at"}
+        )
+        matched = pd.merge_asof(
+            made.stage_history.sort_values("entered_at"),
+            true_at.sort_values("true_at"),
+            left_on="entered_at",
+            right_on="true_at",
+            by=["buyer_id", "stage"],
+        )
+        return float((matched["entered_at"] - matched["true_at"]).dt.days.mean())
+
+    assert lag_days(second) > 1.8 * lag_days(export)
+    recorded = second.stage_history["buyer_id"].nunique() / 800
+    assert recorded < 1 - 0.2  # a quarter of the buyers' stages never reach the CRM

@@ -146,11 +146,12 @@ class InflectionFitConfig(_Section):
     # days_since_* and gap_* feature is a decreasing monotone constraint). Chosen on the
     # validation periods like the rest (README, "Real exports"); false: unconstrained.
     cooling: bool = True
-    # The likelihood at the stage model's final stage: "zero" (nowhere to go), "soft"
-    # (times 1 - P(final stage)), or "none" (the inflection model alone). The CRM records
-    # purchases late, so a buyer the stage model places at the final stage can still be
-    # recorded as advancing; README, "Real exports" has the comparison.
-    final_stage: Literal["zero", "soft", "none"] = "zero"
+    # The likelihood near the final stage: "zero" where it is the predicted stage (nowhere
+    # to go), "soft" (times 1 - P(final stage)), or "none" (the inflection model alone).
+    # CRMs record purchases late, so a buyer the stage model places at the final stage
+    # can still be recorded as advancing. "soft" won the nested validation rule (README,
+    # "Inflection quality").
+    final_stage: Literal["zero", "soft", "none"] = "soft"
 
 
 class TrainConfig(_Section):

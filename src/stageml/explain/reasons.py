@@ -5,7 +5,8 @@ windows of one activity, all recency features, ...) with the largest positive ("
 most negative ("down") summed contributions to the predicted stage's logit and to the
 inflection log-odds (:mod:`stageml.explain.contributions`), so they explain the ranking of
 a buyer, not the calibrated percentage shown next to it. Family sums still add up to the
-margin. The final stage's inflection reasons are left empty.
+margin. Under ``train.inflection_fit.final_stage: zero`` the predicted final stage's
+inflection reasons are left empty (its likelihood is zero there, not the model's).
 """
 
 from __future__ import annotations
@@ -66,9 +67,12 @@ def _task_contrib(
     # Only the predicted stage is explained, so only its trees are walked.
     stage = class_contributions(model.stage_model, X, predicted, workers=workers, _pool=pool)
     inflection = contributions(model.inflection_model, X, workers=workers, _pool=pool)
+    explained = np.ones(len(X), dtype=bool)
+    if model.params.train.inflection_fit.final_stage == "zero":
+        explained = predicted != len(model.stages) - 1
     return {
         "stage": (stage[:, :n_features], np.ones(len(X), dtype=bool)),
-        "inflection": (inflection[:, 0, :n_features], predicted != len(model.stages) - 1),
+        "inflection": (inflection[:, 0, :n_features], explained),
     }
 
 
@@ -196,7 +200,8 @@ def reason_codes(
         ``inflection_up_1`` … ``inflection_down_k``, e.g.
         ``"3 × demo request in the last 7 days, none before (+0.61)"``; the number is the signed
         contribution in raw margin units (stage logit / inflection log-odds). Missing where
-        fewer than k factors push that way, and for inflection at the final stage.
+        fewer than k factors push that way, and for inflection at the predicted final
+        stage under ``final_stage: zero``.
 
     """
     table = reason_table(model, features, k=k, workers=workers)
