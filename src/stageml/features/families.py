@@ -34,6 +34,8 @@ from stageml.features.text import (
 )
 from stageml.features.vocabulary import OTHER, Vocabulary, slug
 
+_NAN = float("nan")  # what a member column absent from the values reads as
+
 
 def feature_families(vocabulary: Vocabulary, config: FeatureConfig) -> dict[str, tuple[str, ...]]:
     """Member columns of each family, keyed by family name, in feature-column order.
@@ -95,8 +97,8 @@ def family_describer(
     one_column = describer(vocabulary, config)
 
     def counts(values: Mapping[str, Any], prefix: str) -> tuple[list[tuple[str, float]], float]:
-        found = [(w, _count(values.get(f"{prefix}_{w}"))) for w in windows]
-        return found, _count(values.get(f"{prefix}_{_ALL}"))
+        found = [(w, _count(values.get(f"{prefix}_{w}", _NAN))) for w in windows]
+        return found, _count(values.get(f"{prefix}_{_ALL}", _NAN))
 
     def story(values: Mapping[str, Any], prefix: str, noun: str, none: str) -> str:
         """Return the count in the shortest window that has any, and how many came before."""
@@ -116,7 +118,7 @@ def family_describer(
         if kind == "activity":
             noun = humanise(nouns.get(key, key))
             text = story(values, f"act_{key}", f"× {noun}", noun)
-            since = values.get(f"days_since_act_{key}")
+            since = values.get(f"days_since_act_{key}", _NAN)
             if not _missing(since) and "ever" not in text:
                 text += f" (the last {_elapsed(float(since))} ago)"
             return text
@@ -125,31 +127,31 @@ def family_describer(
             return story(values, f"chan_{key}", noun, noun)
         if family == "pace":
             text = story(values, "n", "interactions", "interactions")
-            first = values.get("days_since_first")
+            first = values.get("days_since_first", _NAN)
             if not _missing(first) and "ever" not in text:
-                text += f" since the first {_elapsed(float(first))} ago"
-            ratio = values.get(f"trend_ratio_{trend}")
+                text += f" (first {_elapsed(float(first))} ago)"
+            ratio = values.get(f"trend_ratio_{trend}", _NAN)
             if not _missing(ratio) and "ever" not in text:
                 text += f"; {float(ratio):.1f}x as many in the last {trend_text} as before"
             return text
         if family == "direction":
             for w in windows:
-                inbound = _count(values.get(f"dir_inbound_{w}"))
-                outbound = _count(values.get(f"dir_outbound_{w}"))
+                inbound = _count(values.get(f"dir_inbound_{w}", _NAN))
+                outbound = _count(values.get(f"dir_outbound_{w}", _NAN))
                 if inbound + outbound > 0:
                     span = _span_text(w, windows)
                     return f"{_number(inbound)} inbound, {_number(outbound)} outbound {span}"
             return "no inbound or outbound interactions recently"
         if family == "variety":
-            kinds = _number(_count(values.get("distinct_activities_all")))
-            used = _number(_count(values.get("distinct_channels_all")))
+            kinds = _number(_count(values.get("distinct_activities_all", _NAN)))
+            used = _number(_count(values.get("distinct_channels_all", _NAN)))
             return f"{kinds} different activity types over {used} channels in total"
         if family == "recency":
-            last = values.get("days_since_last")
+            last = values.get("days_since_last", _NAN)
             if _missing(last):
                 return "no interaction yet"
             text = f"no interaction for {_elapsed(float(last))}"
-            usual = values.get("gap_mean_days")
+            usual = values.get("gap_mean_days", _NAN)
             return text if _missing(usual) else f"{text} (usual gap {_elapsed(float(usual))})"
         if family == "sequence":
             seen = [humanise(str(v)) for v in values.values() if not _missing(v)]

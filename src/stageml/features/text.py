@@ -76,7 +76,7 @@ def _elapsed(days: float) -> str:
     if hours >= 2:
         return f"{hours:.0f} hours"
     minutes = hours * 60
-    return f"{minutes:.0f} minutes"
+    return "1 minute" if round(minutes) == 1 else f"{minutes:.0f} minutes"
 
 
 def _missing(value: Any) -> bool:
