@@ -399,6 +399,15 @@ def tables(report: dict[str, Any]) -> str:
         numeric=range(2, 11),
     )
     out = [f"### Scoring engines (median of {report.get('repeat', 1)})\n", first]
+    local_compiled = {
+        r["buyers"]: r.get("seconds") for r in report["local"] if r.get("path") == "compiled"
+    }
+    for r in report["spark"]:
+        if r.get("seconds") and local_compiled.get(r["buyers"]):
+            out.append(
+                f"\nSpark overhead on {r['buyers']:,} buyers: "
+                f"{r['seconds'] / local_compiled[r['buyers']]:.2f}x the local engine (target 1.3x)"
+            )
     compare = report.get("compare")
     if compare and "bucketed_s" in compare:
         n, done = compare["buyers"], compare["per_buyer_buyers"]
