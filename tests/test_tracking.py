@@ -45,6 +45,8 @@ def test_run_logs_params_metrics_plots_and_data(registry) -> None:
     assert run.data.params["stages"] == "alerted,engaged,evaluating,committed,purchased"
     assert "horizon" in run.data.params and "stage.num_leaves" in run.data.params
     assert run.data.metrics["stage.macro_f1"] > run.data.metrics["stage.baseline_majority.macro_f1"]
+    assert run.data.metrics["time.compile_stage_s"] > 0
+    assert run.data.metrics["time.compile_inflection_s"] > 0
     artifacts = {a.path for a in client.list_artifacts(first.run_id)} | {
         a.path for a in client.list_artifacts(first.run_id, "plots")
     }
@@ -71,6 +73,10 @@ model = mlflow.pyfunc.load_model("models:/stageml@champion")
 ex = load_export({str(export_dir)!r})
 cols = ["buyer_id", "occurred_at", "activity", "channel", "direction"]
 out = model.predict(ex.interactions[cols], params={{"as_of": {as_of!r}}})
+bundle = model.unwrap_python_model().model
+# The compiled trees registered with the model are the ones predicting here.
+for estimator in (bundle.stage_model, bundle.inflection_model):
+    assert estimator.compiled_.matches(estimator) and estimator.compiled_._predictors
 out.to_parquet({str(tmp_path / "out.parquet")!r})
 """
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)

@@ -188,6 +188,9 @@ class RegistryConfig(_Section):
     # A challenger is promoted when neither headline metric is worse than the champion's
     # by more than this (absolute), on the same backtest.
     tolerance: float = Field(default=0.005, ge=0)
+    # Compile both boosters to native code when registering (README, "Compiled
+    # prediction"); without a C toolchain the model is registered uncompiled.
+    compile: bool = True
 
 
 class DataConfig(_Section):

@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from stageml.errors import ModelError
+from stageml.models.compiled import compiled_margin
 
 Calibration = Literal["isotonic", "centered_isotonic", "sigmoid", "none"]
 # Trees per pass over the rows in prediction (see CalibratedLGBM._booster_margin).
@@ -211,6 +212,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """
         y = np.asarray(y, dtype=int)
         y_valid = np.asarray(y_valid, dtype=int)
+        self.compiled_ = None  # compiled at registration (stageml.models.compiled)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.categories_ = {
             c: X[c].cat.categories for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)
@@ -319,14 +321,19 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return raw if linear is None else raw + linear.margin(X)[:, None]
 
     def _booster_margin(self, X: pd.DataFrame, threads: int) -> np.ndarray:
-        """Sum the booster's raw score over blocks of about ``_TREES_PER_BLOCK`` trees.
+        """Return the raw score: compiled trees where present, else LightGBM in blocks.
 
-        LightGBM walks every tree for one row before the next row, and ~2,000 trees do
-        not stay in the CPU cache from row to row; passing all rows through one block of
-        trees at a time keeps them there. A 5-class model of 392 rounds on 15,000 rows
-        predicts 1.5x faster on one thread and 2.8x faster on two; the block sums agree
-        with a single pass to ~1e-14.
+        Compiled trees (``compiled_``, :mod:`stageml.models.compiled`) are used while they
+        match the booster. Otherwise the raw score is summed over blocks of about
+        ``_TREES_PER_BLOCK`` trees: LightGBM walks every tree for one row before the next
+        row, and ~2,000 trees do not stay in the CPU cache from row to row; passing all rows
+        through one block of trees at a time keeps them there. A 5-class model of 392
+        rounds on 15,000 rows predicts 1.5x faster on one thread and 2.8x faster on two;
+        the block sums agree with a single pass to ~1e-14.
         """
+        compiled = compiled_margin(self, X, threads)
+        if compiled is not None:
+            return compiled
         per_round = self.booster_.num_model_per_iteration()
         rounds = min(self.best_iteration_, self.booster_.current_iteration())
         step = max(1, _TREES_PER_BLOCK // per_round)
