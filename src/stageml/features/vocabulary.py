@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,10 +112,9 @@ def fit_vocabulary(
     )
 
 
-def warn_unseen(interactions: pd.DataFrame, vocabulary: Vocabulary) -> set[str]:
-    """Warn about activities the model never saw; they are counted under ``other``."""
-    present = {str(a) for a in interactions["activity"].dropna().unique()}
-    unseen = present - vocabulary.known_activities
+def warn_unseen(present: Iterable[str], vocabulary: Vocabulary) -> set[str]:
+    """Warn about activity names the model never saw; they are counted under ``other``."""
+    unseen = set(present) - vocabulary.known_activities
     if unseen:
         shown = ", ".join(sorted(unseen)[:10])
         warnings.warn(
