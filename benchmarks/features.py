@@ -41,7 +41,6 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import textwrap
@@ -598,55 +597,15 @@ def compare(expected: pd.DataFrame, got: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-class TimedConnection:
-    """A DuckDB connection that times each statement by the temp table it builds.
-
-    ``build_features`` runs, per partition, a statement that builds ``ev`` (events),
-    one that builds ``st`` (state) and a query for the features; the query's time
-    includes fetching it as Arrow. Everything else (setup, conversion, typing) is
-    the difference to the total. Only the name ``_connect`` and those table names are
-    relied on, so the profile survives most rewrites of the engine.
-    """
-
-    def __init__(self, con: Any, seconds: dict[str, float], peak: dict[str, float]) -> None:
-        self._con, self._seconds, self._peak = con, seconds, peak
-        self._phase = "setup"
-
-    def execute(self, sql: str, *args: Any, **kwargs: Any) -> TimedConnection:
-        built = re.search(r"TEMP\s+TABLE\s+(\w+)", sql, flags=re.IGNORECASE)
-        self._phase = (
-            {"ev": "events", "st": "state"}.get(built.group(1), "other")
-            if built
-            else "features"
-            if re.match(r"\s*(WITH|SELECT)", sql, flags=re.IGNORECASE)
-            else "setup"
-        )
-        self._timed(lambda: self._con.execute(sql, *args, **kwargs))
-        return self
-
-    def df(self) -> pd.DataFrame:
-        return cast(pd.DataFrame, self._timed(self._con.df))
-
-    def sql(self, query: str) -> TimedConnection:
-        """The feature query, run lazily as a relation and timed when it is fetched."""
-        self._phase = "features"
-        self._relation = self._con.sql(query)
-        return self
-
-    def to_arrow_table(self) -> Any:
-        return self._timed(self._relation.to_arrow_table)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._con, name)
-
-    def _timed(self, call: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        result = call()
-        self._seconds[self._phase] = self._seconds.get(self._phase, 0.0) + (
-            time.perf_counter() - start
-        )
-        self._peak[self._phase] = max(self._peak.get(self._phase, 0.0), peak_rss_mb())
-        return result
+# The engine's steps, timed by wrapping them (threads=1, so their times add up).
+PHASES = {
+    "encode (Arrow dictionary codes)": ("stageml.features.engine", "encode_events"),
+    "sort partition": ("stageml.features.engine", "_sort"),
+    "cumulative state": ("stageml.features.engine", "_cumulative_state"),
+    "partition features": ("stageml.features.engine", "_partition"),
+    "write float32 columns": ("stageml.features.engine._Output", "write"),
+    "assemble frame": ("stageml.features.engine", "_assemble"),
+}
 
 
 def phases(
@@ -655,35 +614,49 @@ def phases(
     vocabulary: Vocabulary,
     config: FeatureConfig,
 ) -> dict[str, Any]:
-    """Where ``build_features`` spends its time and memory, phase by phase."""
-    import stageml.features.engine as engine
+    """Where ``build_features`` spends its time, step by step, on one thread.
+
+    "partition features" includes the sort and the cumulative state (also shown alone);
+    "rest" is grouping the events by buyer, counting rows and allocating the output.
+    """
+    import importlib
 
     seconds: dict[str, float] = {}
-    peak: dict[str, float] = {}
-    connect = engine._connect
-    partitions = 0
+    originals = []
+    for phase, (module, name) in PHASES.items():
+        owner: Any
+        if module.endswith("._Output"):
+            owner = importlib.import_module(module.rsplit(".", 1)[0])._Output
+        else:
+            owner = importlib.import_module(module)
+        function = getattr(owner, name)
+        originals.append((owner, name, function))
 
-    def timed_connect(*args: Any) -> Any:
-        return TimedConnection(connect(*args), seconds, peak)
+        def timed(*a: Any, _f: Callable[..., Any] = function, _p: str = phase, **k: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return _f(*a, **k)
+            finally:
+                seconds[_p] = seconds.get(_p, 0.0) + time.perf_counter() - start
 
-    def count(done: int, total: int) -> None:
-        nonlocal partitions
-        partitions = total
-
-    engine._connect = timed_connect
+        setattr(owner, name, timed)
     try:
-        _, _, wall = compute("stageml", interactions, as_of, vocabulary, config, progress=count)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            build_features(interactions, as_of, vocabulary=vocabulary, config=config, threads=1)
+            wall = time.perf_counter() - start
     finally:
-        engine._connect = connect
-    seconds["outside SQL"] = wall - sum(seconds.values())
+        for owner, name, function in originals:
+            setattr(owner, name, function)
+    steps = ("encode", "partition features", "write", "assemble")
+    seconds["rest"] = wall - sum(v for k, v in seconds.items() if k.startswith(steps))
     return {
         "interactions": len(interactions),
         "as_of": len(as_of),
-        "partitions": partitions,
         "partition_rows": config.partition_rows,
         "seconds": seconds,
         "total_s": wall,
-        "peak_rss_mb_after": peak,
         "peak_rss_mb": peak_rss_mb(),
         "engine_sha256": engine_sha256(),
         "load_1min": os.getloadavg()[0],
@@ -1126,15 +1099,11 @@ def profile(
 def describe_profile(p: dict[str, Any]) -> str:
     if "error" in p:
         return f"phases at {p['size']:,} interactions: {p['error']}"
-    peaks = p["peak_rss_mb_after"]
-    steps = ", ".join(
-        f"{k} {v:.1f} s" + (f" (peak so far {peaks[k]:,.0f} MB)" if k in peaks else "")
-        for k, v in p["seconds"].items()
-    )
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in p["seconds"].items())
     return (
-        f"build_features phases, {p['interactions']:,} interactions × {p['as_of']} as-of, "
-        f"{p['partitions']} partition(s) of ≤{p['partition_rows']:,} rows: {steps}; "
-        f"total {p['total_s']:.1f} s, peak RSS {p['peak_rss_mb']:,.0f} MB"
+        f"build_features phases (one thread), {p['interactions']:,} interactions × "
+        f"{p['as_of']} as-of: {steps}; total {p['total_s']:.1f} s, "
+        f"peak RSS {p['peak_rss_mb']:,.0f} MB"
     )
 
 

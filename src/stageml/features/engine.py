@@ -187,16 +187,23 @@ def _sort(part: Events, lo: int) -> tuple[Events, np.ndarray]:
     """Put the partition in (buyer, time, activity) order; also return local buyer numbers.
 
     Only the activity among events at one instant changes a feature (the last k
-    activities); exports usually come in this order already, so it is checked first.
+    activities). Exports usually come sorted by buyer and time already, and then only
+    the events that share an instant are sorted.
     """
     b = part.buyer.astype(np.int64) - lo
-    later = (b[1:] > b[:-1]) | (b[1:] == b[:-1]) & (
-        (part.at[1:] > part.at[:-1])
-        | (part.at[1:] == part.at[:-1]) & (part.act[1:] >= part.act[:-1])
-    )
-    if later.all():
-        return part, b
-    order = np.lexsort((part.act, part.at, b))
+    same, at, act = b[1:] == b[:-1], part.at, part.act
+    if ((b[1:] > b[:-1]) | same & (at[1:] >= at[:-1])).all():
+        tie = same & (at[1:] == at[:-1])
+        if not (tie & (act[1:] < act[:-1])).any():
+            return part, b
+        shared = np.zeros(len(b), dtype=bool)
+        shared[1:] |= tie
+        shared[:-1] |= tie
+        index = np.flatnonzero(shared)
+    else:
+        index = np.arange(len(b))
+    order = np.arange(len(b))
+    order[index] = index[np.lexsort((act[index], at[index], b[index]))]
     return part.take(order), b[order]
 
 
@@ -230,16 +237,16 @@ def _partition(
     last = pos["t"] - 1
     now = instants[row_date]
     cum = _cumulative_state(part, b, start, vocabulary)
-    at_t, at_start = cum[pos["t"]], cum[row_start]
+    at_t, at_start = cum[:, pos["t"]], cum[:, row_start]
 
     values: dict[str, np.ndarray] = {}
     spans = windows(config)
-    at_w = {name: cum[pos[f"w{name}"]] for name in spans}
+    at_w = {name: cum[:, pos[f"w{name}"]] for name in spans}
     for i, counter in enumerate(counters(vocabulary)):
         if windowed(counter.name):
             for name in spans:
-                values[f"{counter.name}_{name}"] = at_t[:, i] - at_w[name][:, i]
-        values[f"{counter.name}_all"] = at_t[:, i] - at_start[:, i]
+                values[f"{counter.name}_{name}"] = at_t[i] - at_w[name][i]
+        values[f"{counter.name}_all"] = at_t[i] - at_start[i]
     n_all = values["n_all"]
     tenure = (now - part.at[row_start]) / _DAY
     for name in spans:
@@ -250,10 +257,10 @@ def _partition(
             n_all / np.maximum(tenure, span)
         )
     trend = format_duration(config.trend_window)
-    before_trend = cum[pos["trend"], 0]
-    prev = before_trend - cum[pos["trend2"], 0]
+    before_trend = cum[0, pos["trend"]]
+    prev = before_trend - cum[0, pos["trend2"]]
     values[f"n_prev_{trend}"] = prev
-    values[f"trend_ratio_{trend}"] = (at_t[:, 0] - before_trend + 1.0) / (prev + 1.0)
+    values[f"trend_ratio_{trend}"] = (at_t[0] - before_trend + 1.0) / (prev + 1.0)
     values["days_since_last"] = (now - part.at[last]) / _DAY
     values["days_since_first"] = tenure
     for code, name in enumerate(vocabulary.activity_slugs()):
@@ -273,10 +280,12 @@ def _partition(
 def _cumulative_state(
     part: Events, b: np.ndarray, start: np.ndarray, vocabulary: Vocabulary
 ) -> np.ndarray:
-    """Every counter's running total before each event: row i counts events [buyer start, i).
+    """Every counter's running total before each event: ``[k, i]`` counts events ``[0, i)``.
 
-    Row 0 is zeros and totals run across buyers; a buyer's own count is a difference of
-    two rows, both inside its range. int32: a partition holds far fewer than 2^31 events.
+    Column 0 is zeros and totals run across buyers; a buyer's own count is a difference
+    of two columns, both inside its range. One contiguous row per counter (a cumulative
+    sum along rows is 4x faster than down columns). int32: a partition holds far fewer
+    than 2^31 events.
     """
     opens = np.zeros(len(b), dtype=bool)
     opens[start] = True
@@ -291,7 +300,7 @@ def _cumulative_state(
     }
     codes = {"act": part.act, "chan": part.chan, "dir": part.direction}
     columns = counters(vocabulary)
-    cum = np.zeros((len(b) + 1, len(columns)), dtype=np.int32)
+    cum = np.zeros((len(columns), len(b) + 1), dtype=np.int32)
     events = np.arange(1, len(b) + 1)
     for source, values in codes.items():
         # The counter column of each code of this source, or -1 (no direction) for none.
@@ -301,11 +310,11 @@ def _cumulative_state(
                 table[c.code] = i
         column = table[values]
         counted = column >= 0
-        cum[events[counted], column[counted]] = 1
+        cum[column[counted], events[counted]] = 1
     for i, c in enumerate(columns):
         if c.source in flags:
-            cum[1:, i] = flags[c.source]
-    return np.cumsum(cum, axis=0, out=cum)
+            cum[i, 1:] = flags[c.source]
+    return np.cumsum(cum, axis=1, out=cum)
 
 
 def _first_of(b: np.ndarray, names: np.ndarray) -> np.ndarray:
