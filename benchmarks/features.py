@@ -524,7 +524,9 @@ def child_main(args: argparse.Namespace) -> None:
     if args.child == "phases":
         emit_result(phases(interactions, as_of, vocabulary, config))
         return
-    frame, setup, wall = compute(args.child, interactions, as_of, vocabulary, config)
+    engine = "stageml" if args.child == "baseline" else args.child
+    frame, setup, wall = compute(engine, interactions, as_of, vocabulary, config)
+    peak = peak_rss_mb()
     emit_result(
         {
             "engine": args.child,
@@ -538,11 +540,43 @@ def child_main(args: argparse.Namespace) -> None:
             "read_s": read_s,
             "output_mb": frame.memory_usage(deep=True).sum() / 1e6,
             "input_mb": interactions.memory_usage(deep=True).sum() / 1e6,
-            "peak_rss_mb": peak_rss_mb(),
+            "peak_rss_mb": peak,
             "load_1min": [load_before, os.getloadavg()[0]],
             "engine_sha256": engine_sha256(),
+            "digests": digests(frame) if engine == "stageml" else {},
         }
     )
+
+
+def digests(frame: pd.DataFrame) -> dict[str, str]:
+    """A hash of each column's values and dtype, to compare two engines' outputs exactly."""
+    return {
+        str(col): hashlib.sha256(
+            str(frame[col].dtype).encode()
+            + pd.util.hash_pandas_object(frame[col], index=False).to_numpy().tobytes()
+        ).hexdigest()[:16]
+        for col in frame.columns
+    }
+
+
+def baseline_source(rev: str, cache: Path) -> Path:
+    """The ``src`` folder of commit ``rev``, exported once under the cache."""
+    sha = subprocess.run(
+        ["git", "-C", str(HERE), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    target = cache / f"baseline-{sha}"
+    if not (target / "src").is_dir():
+        tmp = cache / f"baseline-{sha}.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(HERE.parent), "archive", sha, "src"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        tmp.rename(target)
+    return target / "src"
 
 
 def check(
@@ -770,7 +804,12 @@ def measure(
     if partition_rows:
         child += ["--partition-rows", str(partition_rows)]
     for _ in range(repeats):
-        result = run_child(__file__, child, timeout=args.timeout, max_rss_mb=args.max_rss_mb)
+        result = run_with_path(
+            args.baseline_src if engine == "baseline" else None,
+            child,
+            timeout=args.timeout,
+            max_rss_mb=args.max_rss_mb,
+        )
         shown = (
             f"{result['wall_s']:.2f} s, {result['rows']:,} rows, "
             f"{result['peak_rss_mb']:,.0f} MB, load {result['load_1min'][1]:.1f}"
@@ -783,6 +822,51 @@ def measure(
         if "error" in result:
             break
     return runs
+
+
+def interleaved(
+    args: argparse.Namespace, data: Dataset, as_of: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """stageml runs, and baseline runs alternating with them (both see the same load)."""
+    current: list[dict[str, Any]] = []
+    before: list[dict[str, Any]] = []
+    for _ in range(args.repeats):
+        current += measure(args, "stageml", data.path, data.vocab, as_of, 1)
+        if args.baseline:
+            before += measure(args, "baseline", data.path, data.vocab, as_of, 1)
+    return current, before
+
+
+def same_columns(current: list[dict[str, Any]], before: list[dict[str, Any]]) -> str:
+    """How many output columns of the baseline equal the current engine's, bit for bit."""
+    ok = [r for r in current + before if "error" not in r]
+    if len({r["interactions"] for r in ok}) != 1 or not current or not before:
+        return "not compared (a run failed)"
+    new, old = current[0]["digests"], before[0]["digests"]
+    keys = [c for c in KEYS if c in new]
+    equal = [c for c in new if c not in keys and old.get(c) == new[c]]
+    differ = [c for c in new if c not in keys and old.get(c) != new[c]]
+    keys_equal = all(old.get(k) == new[k] for k in keys)
+    return (
+        f"{len(equal)}/{len(new) - len(keys)} at {current[0]['interactions']:,} × "
+        f"{current[0]['as_of']} (keys {'equal' if keys_equal else 'DIFFER'})"
+        + (f", differ: {', '.join(differ)}" if differ else "")
+    )
+
+
+def run_with_path(source: Path | None, child: list[str], **kwargs: Any) -> dict[str, Any]:
+    """``run_child`` with ``source`` first on the child's PYTHONPATH (the baseline's stageml)."""
+    if source is None:
+        return run_child(__file__, child, **kwargs)
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, [saved])])
+    try:
+        return run_child(__file__, child, **kwargs)
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 def summarise(
@@ -837,7 +921,7 @@ def summarise(
 
 
 LABELS = {
-    "stageml": "stageml (DuckDB)",
+    "stageml": "stageml",
     "pandas": "vectorised pandas",
     "reference": "pure-pandas reference loop",
     "featuretools": "featuretools 1.31",
@@ -936,7 +1020,11 @@ def parent_main(args: argparse.Namespace) -> None:
     like_for_like: list[dict[str, Any]] = []
     profiles: list[dict[str, Any]] = []
     check_report: dict[str, Any] = {}
+    identical: list[str] = []
     variants = [None, *args.partition_rows]
+    if args.baseline:
+        args.baseline_src = baseline_source(args.baseline, args.cache)
+        LABELS["baseline"] = f"stageml {args.baseline} (before)"
     for size in args.sizes:
         data = prepare(
             size,
@@ -963,7 +1051,9 @@ def parent_main(args: argparse.Namespace) -> None:
             )
             print("  " + describe_check(check_report), flush=True)
         for as_of in AS_OF_COUNTS:
-            fast = [
+            current, before = interleaved(args, data, as_of)
+            fast = [summarise("stageml", size, as_of, current)]
+            fast += [
                 summarise(
                     "stageml",
                     size,
@@ -971,26 +1061,32 @@ def parent_main(args: argparse.Namespace) -> None:
                     measure(args, "stageml", data.path, data.vocab, as_of, args.repeats, rows),
                     partition_rows=rows,
                 )
-                for rows in variants
+                for rows in variants[1:]
             ]
             base = next((m for m in fast if m.ok), None)
             measures += [
                 replace(m, ratio=m.wall_s / base.wall_s) if m.wall_s and base and base.wall_s else m
                 for m in fast
             ]
-            measures.append(
-                summarise(
-                    "pandas",
-                    size,
-                    as_of,
-                    measure(args, "pandas", data.path, data.vocab, as_of, 1),
-                    base=base,
+            if before:
+                measures.append(summarise("baseline", size, as_of, before, base=base))
+                identical.append(same_columns(current, before))
+            if "pandas" in args.engines:
+                measures.append(
+                    summarise(
+                        "pandas",
+                        size,
+                        as_of,
+                        measure(args, "pandas", data.path, data.vocab, as_of, 1),
+                        base=base,
+                    )
                 )
-            )
             for engine, buyers in (
                 ("reference", args.reference_buyers),
                 ("featuretools", args.featuretools_buyers),
             ):
+                if engine not in args.engines:
+                    continue
                 sub = data.subsets[buyers]
                 runs = measure(args, engine, sub, data.vocab, as_of, 1)
                 measures.append(
@@ -1028,12 +1124,20 @@ def parent_main(args: argparse.Namespace) -> None:
             + "."
         )
     text += "\n\n" + describe_check(check_report)
+    if identical:
+        text += "\n\nAgainst the baseline, columns with identical values: " + "; ".join(identical)
     env = environment()
-    seen = {r["engine_sha256"] for m in measures for r in m.runs if "engine_sha256" in r}
+    seen = {
+        r["engine_sha256"]
+        for m in measures
+        if m.engine != "baseline"
+        for r in m.runs
+        if "engine_sha256" in r
+    }
     seen |= {p["engine_sha256"] for p in profiles if "engine_sha256" in p}
     if len(seen) > 1:
         text += (
-            f"\n\n**Warning: src/stageml/features.py changed during the run "
+            f"\n\n**Warning: src/stageml/features/engine.py changed during the run "
             f"(fingerprints {', '.join(sorted(seen))}); the stageml rows mix versions.**"
         )
     text += (
@@ -1181,6 +1285,18 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=100,
         help="buyers of the correctness check of all engines against stageml",
     )
+    parser.add_argument(
+        "--baseline",
+        help="also time stageml at this git revision (e.g. main), alternating with the "
+        "current tree, and compare their outputs column by column",
+    )
+    parser.add_argument(
+        "--engines",
+        nargs="*",
+        choices=ENGINES[1:],
+        default=list(ENGINES[1:]),
+        help="other engines to time (default all; none: stageml and the baseline only)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")
     parser.add_argument("--out", type=Path, help="JSON results (default results/features.json)")
@@ -1191,7 +1307,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=14_000,
         help="stop a child whose RSS passes this (protects a shared machine)",
     )
-    parser.add_argument("--child", choices=[*ENGINES, "check", "phases"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=[*ENGINES, "baseline", "check", "phases"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--vocab", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--as-of-count", type=int, default=12, help=argparse.SUPPRESS)
