@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -276,3 +277,51 @@ def test_wide_outputs_are_split_to_fit_the_engine_memory() -> None:
 def test_durations_in_names() -> None:
     assert "n_12h" in feature_columns(FIXED_VOCAB, FeatureConfig(windows=("12h",)))
     assert parse_duration("2w") == pd.Timedelta(days=14)
+
+
+SCHEMA_CONFIG = CONFIG.model_copy(update={"top_activities": 2, "top_channels": 1})
+
+
+@PROPERTY
+@given(rows=events, seed=st.integers(0, 2**32 - 1), cut=st.integers(1, 40 * 86400))
+def test_schema_never_depends_on_later_rows_or_row_order(rows, seed, cut) -> None:
+    # `stageml features` without a model fits the vocabulary on the export itself: the
+    # export and its past alone, shuffled, must give the same columns in the same order.
+    as_of = BASE + pd.Timedelta(seconds=cut)
+    frame = to_frame(rows)
+    past = frame[frame["occurred_at"] < as_of].sample(frac=1.0, random_state=seed)
+    vocab = fit_vocabulary(frame, None, SCHEMA_CONFIG, before=as_of)
+    assert fit_vocabulary(past, None, SCHEMA_CONFIG, before=as_of) == vocab
+    got = fast(frame, [as_of], vocab, SCHEMA_CONFIG)
+    want = fast(past.reset_index(drop=True), [as_of], vocab, SCHEMA_CONFIG)
+    assert list(got.columns) == list(want.columns)
+    pd.testing.assert_frame_equal(comparable(got), comparable(want))
+
+
+def test_features_command_columns_ignore_later_rows_and_row_order(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from stageml.cli import app
+    from stageml.data.io import read_table
+    from stageml.data.simulate import simulate, write_export
+
+    sim = simulate(40, seed=3)
+    as_of = sim.interactions["occurred_at"].quantile(0.5).floor("D")
+    shuffled = sim.interactions[sim.interactions["occurred_at"] < as_of].sample(
+        frac=1.0, random_state=0
+    )
+    outputs = []
+    for name, export in (("full", sim), ("past", replace(sim, interactions=shuffled))):
+        write_export(export, tmp_path / name)
+        out = tmp_path / f"{name}.parquet"
+        result = CliRunner().invoke(
+            app,
+            ["features", "--data", str(tmp_path / name), "--as-of", str(as_of), "--out", str(out)],
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(read_table(out))
+    full, past = outputs
+    # Later rows would reorder the frequency-ranked activity columns of a vocabulary
+    # fitted on the whole file; fitted on the rows before the as-of instant they cannot.
+    assert list(full.columns) == list(past.columns)
+    pd.testing.assert_frame_equal(full, past)

@@ -185,6 +185,8 @@ def features_command(
     params: ParamsOption = None,
 ) -> None:
     """Point-in-time features per buyer and as-of instant (vocabulary fitted on this export)."""
+    import pandas as pd
+
     from stageml.config import load_params
     from stageml.data.io import write_table
     from stageml.features.engine import build_features
@@ -192,7 +194,9 @@ def features_command(
 
     settings = load_params(params)
     export = _load_checked(data, settings.stages)
-    vocabulary = fit_vocabulary(export.interactions, export.buyers, settings.features)
+    # Fitted on the rows before the last as-of instant: later rows never change the columns.
+    last = max(t.tz_convert(None) if t.tzinfo else t for t in map(pd.Timestamp, as_of))
+    vocabulary = fit_vocabulary(export.interactions, export.buyers, settings.features, before=last)
     with _progress("features") as advance:
         frame = build_features(
             export.interactions,

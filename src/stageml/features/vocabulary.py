@@ -90,9 +90,21 @@ def _top_levels(values: pd.Series, limit: int) -> tuple[str, ...]:
 
 
 def fit_vocabulary(
-    interactions: pd.DataFrame, buyers: pd.DataFrame | None, config: FeatureConfig
+    interactions: pd.DataFrame,
+    buyers: pd.DataFrame | None,
+    config: FeatureConfig,
+    *,
+    before: pd.Timestamp | str | None = None,
 ) -> Vocabulary:
-    """Learn the most frequent activities and channels and the buyer attribute types."""
+    """Learn the most frequent activities and channels and the buyer attribute types.
+
+    With ``before``, only interactions strictly before that instant are read, so features
+    as of ``before`` get columns that no later row (and no row order) can change.
+    """
+    if before is not None:
+        stamp = pd.Timestamp(before)
+        cut = stamp.tz_convert(None) if stamp.tzinfo else stamp  # the contract's UTC-naive
+        interactions = interactions[interactions["occurred_at"] < cut]
     attributes: dict[str, tuple[str, ...] | None] = {}
     if buyers is not None:
         for column in buyers.columns:
