@@ -1033,7 +1033,7 @@ def parent_main(args: argparse.Namespace) -> None:
             args.cache,
         )
         print(f"{size:,} interactions: {data.path}", flush=True)
-        if not check_report:
+        if not check_report and args.engines:
             check_report = run_child(
                 __file__,
                 [
@@ -1050,7 +1050,7 @@ def parent_main(args: argparse.Namespace) -> None:
                 max_rss_mb=args.max_rss_mb,
             )
             print("  " + describe_check(check_report), flush=True)
-        for as_of in AS_OF_COUNTS:
+        for as_of in args.as_of_counts:
             current, before = interleaved(args, data, as_of)
             fast = [summarise("stageml", size, as_of, current)]
             fast += [
@@ -1123,7 +1123,8 @@ def parent_main(args: argparse.Namespace) -> None:
             )
             + "."
         )
-    text += "\n\n" + describe_check(check_report)
+    if check_report:
+        text += "\n\n" + describe_check(check_report)
     if identical:
         text += "\n\nAgainst the baseline, columns with identical values: " + "; ".join(identical)
     env = environment()
@@ -1296,6 +1297,13 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=ENGINES[1:],
         default=list(ENGINES[1:]),
         help="other engines to time (default all; none: stageml and the baseline only)",
+    )
+    parser.add_argument(
+        "--as-of-counts",
+        type=int,
+        nargs="+",
+        default=list(AS_OF_COUNTS),
+        help="numbers of weekly as-of dates to time (default 1 and 12)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")

@@ -50,7 +50,8 @@ class FeatureConfig(_Section):
     # Buyers are processed in partitions of about this many interactions each, so the
     # engine's working memory follows the partition size and not the export size.
     partition_rows: int = Field(default=1_000_000, ge=1000)
-    # DuckDB's memory limit; past it the engine spills to a temp folder rather than grow.
+    # The feature engine's working-memory budget: more partitions when a partition's
+    # feature rows would pass a quarter of it (scoring also sizes DuckDB's limit from it).
     engine_memory_mb: int = Field(default=1024, ge=64)
 
     @field_validator("windows")
