@@ -978,7 +978,7 @@ def table(measures: list[Measure], repeats: int) -> str:
     text = markdown_table(columns, rows, numeric=range(1, len(columns)))
     text += (
         f"\n\nrows/s = input interactions per second of wall time. Wall time: the feature "
-        f"computation only, on data already in memory; stageml rows are "
+        f"computation only, on data already in memory; stageml (and baseline) rows are "
         f"{f'the median of {repeats} runs' if repeats > 1 else 'one run'}, the others one "
         f"run. Peak RSS: the whole child process (Python, the "
         f"interactions read from Parquet, the engine, the output frame). Ratio: wall time "
