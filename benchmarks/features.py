@@ -9,7 +9,7 @@ in a fresh child process that reads the Parquet like a user would, computes the 
 and reports its wall time and its own peak RSS (``VmHWM``: see ``_common.py``), which
 therefore includes Python, the input frame and the output frame:
 
-- ``stageml``: :func:`stageml.features.engine.build_features` (DuckDB), run ``--repeats`` times;
+- ``stageml``: :func:`stageml.features.engine.build_features` (NumPy), run ``--repeats`` times;
   the median is quoted and every ratio is taken against it, within the same run.
 - ``pandas``: :func:`pandas_features` below, a straightforward vectorised pandas version
   of *all* the same features (groupbys per as-of instant, no per-buyer loop).
@@ -27,7 +27,8 @@ small subset and compares every column with stageml's.
 Wall time is the feature computation only: reading the Parquet, fitting the vocabulary
 (once, by the parent) and, for featuretools, building the EntitySet and cutoff-time frame
 (``setup_s`` in the JSON) are excluded. ``--phases`` adds where ``build_features`` spends
-its time and memory (events, state and features SQL per partition, and the rest).
+its time (encoding, partition pass, writing, assembling). ``--baseline REV`` also runs the
+engine of another commit, alternating with this tree, and compares every output column.
 Results: a Markdown table on stdout and ``benchmarks/results/features.json``.
 """
 
