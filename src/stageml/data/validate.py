@@ -20,148 +20,56 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from rich.table import Table
 
 from stageml.config import DEFAULT_STAGES
+from stageml.data.contract import (
+    DIRECTIONS,
+    INTERACTION_KEYS,
+    REQUIRED_COLUMNS,
+    STAGE_KEYS,
+    UNKNOWN_CHANNEL,
+    BuyersSchema,
+    Export,
+    InteractionsSchema,
+    StageHistorySchema,
+    TableReport,
+    exactly,
+)
 from stageml.data.io import TABLES, find_table, read_table, write_table
 from stageml.data.pandera_quiet import pa
+from stageml.data.parse import (
+    ROWS_NOTE,
+    SHOWN,
+    STRING,
+    clean_text,
+    first_failure,
+    isna,
+    optional_text,
+    parse_timestamps,
+    positions_of_repeats,
+    repeats_previous_row,
+)
 from stageml.errors import ContractError
 
-STRING = pd.StringDtype()
-# pandas 3 parses timestamps to microseconds; one unit everywhere keeps merge_asof keys
-# compatible and int64 views comparable across tables.
-TIMESTAMP = np.dtype("datetime64[us]")
-DIRECTIONS = ("inbound", "outbound")
-UNKNOWN_CHANNEL = "unknown"
-# Above this share of empty or unparseable values a timestamp column is in the wrong
-# format (a day-first export, epoch seconds): rejecting most rows would hide that.
-MAX_UNPARSEABLE_SHARE = 0.5
-_SHOWN = 5
-_ROWS_NOTE = "(rows are data rows counted from 1; the header is not counted)"
-
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "interactions": ("buyer_id", "occurred_at", "activity"),
-    "buyers": ("buyer_id",),
-    "stage_history": ("buyer_id", "stage", "entered_at"),
-}
-INTERACTION_KEYS = ("buyer_id", "occurred_at", "activity", "channel", "direction")
-STAGE_KEYS = ("buyer_id", "stage", "entered_at")
-REJECT_COLUMNS = ("table", "row", "buyer_id", "reason")
-
-
-def _exactly(dtype: Any) -> pa.Check:
-    # pandera accepts object columns as strings and ignores the datetime unit; downstream
-    # code relies on the exact dtype, so check it explicitly.
-    return pa.Check(lambda s: s.dtype == dtype, error=f"dtype is exactly {dtype}")
-
-
-def _column(
-    dtype: Any, *checks: pa.Check, nullable: bool = False, unique: bool = False
-) -> pa.Column:
-    return pa.Column(dtype, [_exactly(dtype), *checks], nullable=nullable, unique=unique)
-
-
-_RANGE_INDEX = pa.Check(
-    lambda df: df.index.equals(pd.RangeIndex(len(df))), error="index is a RangeIndex from 0"
-)
-
-InteractionsSchema = pa.DataFrameSchema(
-    {
-        "buyer_id": _column(STRING),
-        "occurred_at": _column(TIMESTAMP),
-        "activity": _column(STRING),
-        "channel": _column(STRING),
-        "direction": _column(STRING, pa.Check.isin(DIRECTIONS), nullable=True),
-    },
-    checks=[_RANGE_INDEX],
-    strict=True,
-    ordered=True,
-    name="interactions",
-)
-BuyersSchema = pa.DataFrameSchema(
-    {"buyer_id": _column(STRING, unique=True)}, checks=[_RANGE_INDEX], name="buyers"
-)
-# The stage vocabulary comes from params; load_export adds the taxonomy check per call.
-StageHistorySchema = pa.DataFrameSchema(
-    {"buyer_id": _column(STRING), "stage": _column(STRING), "entered_at": _column(TIMESTAMP)},
-    checks=[_RANGE_INDEX],
-    unique=list(STAGE_KEYS),
-    strict=True,
-    ordered=True,
-    name="stage_history",
-)
-
-
-@dataclass(frozen=True)
-class TableReport:
-    """Row accounting for one table: ``accepted_rows + sum(rejected.values()) == input_rows``."""
-
-    table: str
-    path: str
-    input_rows: int
-    accepted_rows: int
-    rejected: dict[str, int]
-
-    @property
-    def rejected_rows(self) -> int:
-        """Rows rejected for any reason."""
-        return sum(self.rejected.values())
-
-
-@dataclass(frozen=True, eq=False)
-class Export:
-    """A CRM export that passed the contract checks, plus what was rejected and why.
-
-    Attributes
-    ----------
-    interactions
-        ``buyer_id`` string, ``occurred_at`` datetime64[us] (UTC, tz-naive), ``activity``
-        string, ``channel`` string (``"unknown"`` when absent), ``direction`` string
-        ``"inbound"``/``"outbound"`` or <NA> when unknown. Sorted by buyer_id, occurred_at,
-        activity, channel, direction; RangeIndex.
-    buyers
-        ``buyer_id`` string (unique) then the attribute columns, text as string and numbers
-        kept numeric; sorted by buyer_id. None when the export has no buyers table.
-    stage_history
-        ``buyer_id`` string, ``stage`` string (in the taxonomy), ``entered_at``
-        datetime64[us] (UTC, tz-naive); sorted by buyer_id, entered_at, stage order. None
-        when the export has no stage history.
-    rejects
-        One row per rejected input row: ``table``, ``row`` (1-based data row in its file),
-        ``buyer_id`` (may be <NA>), ``reason``.
-    reports
-        Row accounting per table, in the order interactions, buyers, stage_history.
-    warnings
-        Problems worth a look that do not stop the run.
-    sources
-        The file each table was read from.
-
-    """
-
-    interactions: pd.DataFrame
-    buyers: pd.DataFrame | None
-    stage_history: pd.DataFrame | None
-    rejects: pd.DataFrame
-    reports: tuple[TableReport, ...]
-    warnings: tuple[str, ...]
-    sources: dict[str, Path]
-
-    @cached_property
-    def buyer_ids(self) -> frozenset[str]:
-        """Every buyer id seen in any table, accepted or rejected rows alike.
-
-        Callers check against it that every input buyer ends up scored or explained.
-        """
-        frames = (self.interactions, self.buyers, self.stage_history, self.rejects)
-        ids = pd.concat([f["buyer_id"] for f in frames if f is not None], ignore_index=True)
-        return frozenset(ids.dropna().unique().tolist())
+# Re-exported: callers import the result types from the module that produces them.
+__all__ = [
+    "SOURCE_ROW",
+    "STRING",
+    "Export",
+    "InteractionsSchema",
+    "StageHistorySchema",
+    "TableReport",
+    "load_export",
+    "summary_table",
+    "validate_frames",
+    "write_rejects",
+]
 
 
 class _Checked(NamedTuple):
@@ -233,7 +141,7 @@ def validate_frames(
         "interactions": InteractionsSchema,
         "buyers": BuyersSchema,
         "stage_history": StageHistorySchema.update_column(
-            "stage", checks=[_exactly(STRING), pa.Check.isin(list(stages))]
+            "stage", checks=[exactly(STRING), pa.Check.isin(list(stages))]
         ),
     }
     checked: dict[str, _Checked] = {}
@@ -386,14 +294,14 @@ def _require_columns(raw: pd.DataFrame, table: str, file: str) -> None:
 
 def _check_interactions(raw: pd.DataFrame, file: str) -> _Checked:
     n = len(raw)
-    occurred_at, ts_missing, ts_bad = _parse_timestamps(raw["occurred_at"], file, "occurred_at")
-    direction = _optional_text(raw, "direction").str.lower()
-    channel = _optional_text(raw, "channel")
+    occurred_at, ts_missing, ts_bad = parse_timestamps(raw["occurred_at"], file, "occurred_at")
+    direction = optional_text(raw, "direction").str.lower()
+    channel = optional_text(raw, "channel")
     frame = pd.DataFrame(
         {
-            "buyer_id": _text(raw["buyer_id"]),
+            "buyer_id": clean_text(raw["buyer_id"]),
             "occurred_at": occurred_at,
-            "activity": _text(raw["activity"]),
+            "activity": clean_text(raw["activity"]),
             "channel": channel.fillna(UNKNOWN_CHANNEL),
             "direction": direction,
         }
@@ -406,12 +314,12 @@ def _check_interactions(raw: pd.DataFrame, file: str) -> _Checked:
         "invalid_direction",
         "duplicate_interaction",
     )
-    reason = _first_failure(
+    reason = first_failure(
         [
-            _isna(frame["buyer_id"]),
+            isna(frame["buyer_id"]),
             ts_missing,
             ts_bad,
-            _isna(frame["activity"]),
+            isna(frame["activity"]),
             (direction.notna() & ~direction.isin(DIRECTIONS)).to_numpy(dtype=bool),
         ],
         n,
@@ -420,31 +328,35 @@ def _check_interactions(raw: pd.DataFrame, file: str) -> _Checked:
     position = np.flatnonzero(reason < 0)
     accepted = frame.iloc[position].reset_index(drop=True)
     ordered = accepted.sort_values(list(INTERACTION_KEYS))  # stable: ties keep file order
-    repeat = _repeats_previous_row(ordered, INTERACTION_KEYS)
+    repeat = repeats_previous_row(ordered, INTERACTION_KEYS)
     reason[position[ordered.index.to_numpy()[repeat]]] = len(reasons) - 1
     clean = ordered.loc[~repeat].reset_index(drop=True)
     return _Checked(clean, frame["buyer_id"], reason, reasons)
 
 
 def _check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) -> _Checked:
-    entered_at, ts_missing, ts_bad = _parse_timestamps(raw["entered_at"], file, "entered_at")
+    entered_at, ts_missing, ts_bad = parse_timestamps(raw["entered_at"], file, "entered_at")
     frame = pd.DataFrame(
-        {"buyer_id": _text(raw["buyer_id"]), "stage": _text(raw["stage"]), "entered_at": entered_at}
+        {
+            "buyer_id": clean_text(raw["buyer_id"]),
+            "stage": clean_text(raw["stage"]),
+            "entered_at": entered_at,
+        }
     )
     _require_known_stages(frame["stage"], stages, file)
     reasons = ("missing_buyer_id", "missing_entered_at", "unparseable_entered_at", "missing_stage")
-    reason = _first_failure(
-        [_isna(frame["buyer_id"]), ts_missing, ts_bad, _isna(frame["stage"])], len(frame)
+    reason = first_failure(
+        [isna(frame["buyer_id"]), ts_missing, ts_bad, isna(frame["stage"])], len(frame)
     )
     accepted = reason < 0
-    repeated = _positions_of_repeats(frame, accepted, STAGE_KEYS)
+    repeated = positions_of_repeats(frame, accepted, STAGE_KEYS)
     if len(repeated):
         raise ContractError(
             file=file,
             column="stage",
-            rows=(repeated[:_SHOWN] + 1).tolist(),
+            rows=(repeated[:SHOWN] + 1).tolist(),
             problem=f"{len(repeated)} rows repeat the same (buyer_id, stage, entered_at) "
-            f"{_ROWS_NOTE}; duplicated stage history usually means a bad join in the export",
+            f"{ROWS_NOTE}; duplicated stage history usually means a bad join in the export",
             fix="keep one row per buyer_id, stage and entered_at",
         )
     rank = frame["stage"].map({s: i for i, s in enumerate(stages)})
@@ -458,19 +370,19 @@ def _check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) 
 
 
 def _check_buyers(raw: pd.DataFrame, file: str) -> _Checked:
-    buyer_id = _text(raw["buyer_id"])
+    buyer_id = clean_text(raw["buyer_id"])
     reasons = ("missing_buyer_id",)
-    reason = _first_failure([_isna(buyer_id)], len(raw))
+    reason = first_failure([isna(buyer_id)], len(raw))
     accepted = reason < 0
-    repeated = _positions_of_repeats(buyer_id.to_frame(), accepted, ("buyer_id",))
+    repeated = positions_of_repeats(buyer_id.to_frame(), accepted, ("buyer_id",))
     if len(repeated):
-        shown = buyer_id.iloc[repeated].unique()[:_SHOWN].tolist()
+        shown = buyer_id.iloc[repeated].unique()[:SHOWN].tolist()
         raise ContractError(
             file=file,
             column="buyer_id",
-            rows=(repeated[:_SHOWN] + 1).tolist(),
+            rows=(repeated[:SHOWN] + 1).tolist(),
             problem=f"{len(repeated)} rows share a buyer_id with another row, e.g. {shown} "
-            f"{_ROWS_NOTE}; a buyer's attributes must be unambiguous",
+            f"{ROWS_NOTE}; a buyer's attributes must be unambiguous",
             fix="keep one row per buyer_id (aggregate or pick the latest attributes first)",
         )
     attributes = raw.drop(columns="buyer_id")
@@ -488,114 +400,21 @@ def _check_buyers(raw: pd.DataFrame, file: str) -> _Checked:
 # --- shared pieces --------------------------------------------------------------------
 
 
-def _text(values: pd.Series) -> pd.Series:
-    """Strip and treat blank as missing: "  " is no more an id than an empty cell."""
-    return values.astype(STRING).str.strip().replace("", pd.NA)
-
-
-def _optional_text(raw: pd.DataFrame, column: str) -> pd.Series:
-    """Return an optional text column, all <NA> when the export lacks it."""
-    if column in raw.columns:
-        return _text(raw[column])
-    return pd.Series(pd.NA, index=raw.index, dtype=STRING)
-
-
-def _isna(values: pd.Series) -> np.ndarray:
-    mask: np.ndarray = values.isna().to_numpy(dtype=bool)
-    return mask
-
-
-def _parse_timestamps(
-    raw: pd.Series, file: str, column: str
-) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """Timestamps as UTC, tz-naive, plus masks of empty and of unparseable values.
-
-    Offsets are converted to UTC; values without one are taken as UTC. Parquet timestamp
-    columns (tz-aware or naive) are used as they are. A column in which no value, or more
-    than half of the values, fails to parse is in the wrong format: that raises, rather
-    than rejecting most of the table row by row.
-    """
-    if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        parsed = raw.dt.tz_convert("UTC").dt.tz_localize(None)
-        missing = _isna(raw)
-    elif pd.api.types.is_datetime64_dtype(raw):
-        parsed, missing = raw, _isna(raw)
-    else:
-        text = _text(raw)
-        missing = _isna(text)
-        parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").dt.tz_localize(
-            None
-        )
-    parsed = parsed.astype(TIMESTAMP)
-    bad = _isna(parsed) & ~missing
-    failed = int(missing.sum() + bad.sum())
-    if failed == len(raw) or failed > MAX_UNPARSEABLE_SHARE * len(raw):
-        rows = np.flatnonzero(bad if bad.any() else missing)
-        examples = raw[bad].astype(STRING).unique()[:3].tolist()
-        raise ContractError(
-            file=file,
-            column=column,
-            rows=(rows[:_SHOWN] + 1).tolist(),
-            problem=f"{failed:,} of {len(raw):,} values ({failed / len(raw):.0%}) are not "
-            f"ISO-8601 timestamps ({int(bad.sum()):,} unparseable, e.g. {examples}; "
-            f"{int(missing.sum()):,} empty) {_ROWS_NOTE}",
-            fix="write timestamps as ISO-8601, e.g. 2024-03-01T14:05:00Z or "
-            "2024-03-01 14:05:00+01:00 (values without an offset are taken as UTC)",
-        )
-    return parsed, missing, bad
-
-
 def _require_known_stages(stage: pd.Series, stages: tuple[str, ...], file: str) -> None:
     unknown = (stage.notna() & ~stage.isin(stages)).to_numpy(dtype=bool)
     if not unknown.any():
         return
     counts = stage[unknown].value_counts()
-    found = ", ".join(f"'{name}' ({count} rows)" for name, count in counts.head(_SHOWN).items())
+    found = ", ".join(f"'{name}' ({count} rows)" for name, count in counts.head(SHOWN).items())
     raise ContractError(
         file=file,
         column="stage",
-        rows=(np.flatnonzero(unknown)[:_SHOWN] + 1).tolist(),
+        rows=(np.flatnonzero(unknown)[:SHOWN] + 1).tolist(),
         problem=f"{int(unknown.sum())} rows use stage names outside the taxonomy: {found}; "
-        f"expected one of {list(stages)} {_ROWS_NOTE}",
+        f"expected one of {list(stages)} {ROWS_NOTE}",
         fix="map these names onto the taxonomy in the export, or add them, in buying "
         "order, to 'stages' in params.yaml",
     )
-
-
-def _first_failure(failures: Sequence[np.ndarray], n: int) -> np.ndarray:
-    """Index of the first failed check per row, -1 when all pass.
-
-    One reason per row, so that rejected counts per reason add up to the rejected rows.
-    """
-    reason = np.full(n, -1, dtype=np.int8)
-    for index, failed in enumerate(failures):
-        reason[(reason < 0) & failed] = index
-    return reason
-
-
-def _repeats_previous_row(ordered: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
-    """Rows equal to the row before them on ``keys`` (missing equals missing).
-
-    On rows sorted stably by ``keys`` this is ``duplicated(keep="first")`` in file order,
-    without hashing the keys again after the sort.
-    """
-    same = np.zeros(len(ordered), dtype=bool)
-    same[1:] = True
-    for key in keys:
-        now = ordered[key].iloc[1:].reset_index(drop=True)
-        before = ordered[key].iloc[:-1].reset_index(drop=True)
-        equal = (now == before).fillna(False) | (now.isna() & before.isna())
-        same[1:] &= equal.to_numpy(dtype=bool)
-    return same
-
-
-def _positions_of_repeats(
-    frame: pd.DataFrame, among: np.ndarray, keys: Sequence[str]
-) -> np.ndarray:
-    """Positions of all ``among`` rows that share ``keys`` with another such row."""
-    repeated = np.zeros(len(frame), dtype=bool)
-    repeated[among] = frame.loc[among, list(keys)].duplicated(keep=False).to_numpy()
-    return np.flatnonzero(repeated)
 
 
 def _require_accepted(checked: _Checked, file: str) -> None:
@@ -606,9 +425,9 @@ def _require_accepted(checked: _Checked, file: str) -> None:
     found = ", ".join(f"{r}: {c}" for r, c in zip(checked.reasons, counts, strict=True) if c)
     raise ContractError(
         file=file,
-        rows=list(range(1, min(len(checked.reason), _SHOWN) + 1)),
+        rows=list(range(1, min(len(checked.reason), SHOWN) + 1)),
         problem=f"none of the {len(checked.reason):,} rows passed the row checks ({found}) "
-        f"{_ROWS_NOTE}",
+        f"{ROWS_NOTE}",
         fix="check that the columns hold what the data contract says (see README)",
     )
 
