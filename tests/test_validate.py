@@ -190,7 +190,7 @@ def test_custom_taxonomy_accepts_its_stages(tmp_path: Path) -> None:
     assert export.stage_history["stage"].tolist() == ["lead"]
 
 
-def test_duplicate_stage_rows(tmp_path: Path) -> None:
+def test_repeated_stage_rows_keep_one_and_reject_the_rest(tmp_path: Path) -> None:
     put(tmp_path, "interactions", GOOD_INTERACTIONS)
     put(
         tmp_path,
@@ -200,13 +200,45 @@ def test_duplicate_stage_rows(tmp_path: Path) -> None:
         b1,alerted,2024-01-01T00:00:00Z
         b1,engaged,2024-01-03
         b1,alerted,2024-01-01
+        b1,alerted,2024-01-01 00:00:00+00:00
         """,
     )
-    with pytest.raises(
-        ContractError,
-        match=where("stage_history.csv", "stage", "1, 3") + r": 2 rows repeat the same",
-    ):
-        load_export(tmp_path)
+    export = load_export(tmp_path)
+    assert reasons(export, "stage_history") == [
+        (3, "duplicate_stage_row"),
+        (4, "duplicate_stage_row"),
+    ]
+    assert export.stage_history is not None
+    assert export.stage_history["stage"].tolist() == ["alerted", "engaged"]
+    report = export.reports[-1]
+    assert (report.input_rows, report.accepted_rows, report.rejected_rows) == (4, 2, 2)
+    assert any("2 exact repeat(s) of a stage row" in w for w in export.warnings)
+
+
+def test_conflicting_stage_rows_the_later_listed_row_wins(tmp_path: Path) -> None:
+    put(tmp_path, "interactions", GOOD_INTERACTIONS)
+    put(
+        tmp_path,
+        "stage_history",
+        """\
+        buyer_id,stage,entered_at
+        b1,committed,2024-01-05T10:00:00Z
+        b1,alerted,2024-01-01
+        b1,committed,2024-01-05T10:00:00Z
+        b1,evaluating,2024-01-05T11:00:00+01:00
+        b2,engaged,2024-01-05T10:00:00Z
+        """,
+    )
+    export = load_export(tmp_path)
+    # Row 4 is the same instant written with an offset: it corrects rows 1 and 3.
+    assert reasons(export, "stage_history") == [
+        (1, "conflicting_stage_row"),
+        (3, "conflicting_stage_row"),
+    ]
+    assert export.stage_history is not None
+    kept = export.stage_history[["buyer_id", "stage"]].agg(":".join, axis=1).tolist()
+    assert kept == ["b1:alerted", "b1:evaluating", "b2:engaged"]
+    assert any("2 row(s) contradicted by a later-listed row" in w for w in export.warnings)
 
 
 def test_duplicate_buyer_ids(tmp_path: Path) -> None:
@@ -408,7 +440,7 @@ def test_clean_frames_have_documented_dtypes_and_order(tmp_path: Path) -> None:
         """\
         buyer_id,stage,entered_at
         b1,engaged,2024-01-02
-        b1,alerted,2024-01-02
+        b1,alerted,2024-01-01
         """,
     )
     export = load_export(tmp_path)
@@ -434,7 +466,6 @@ def test_clean_frames_have_documented_dtypes_and_order(tmp_path: Path) -> None:
 
     assert export.stage_history is not None
     StageHistorySchema.validate(export.stage_history)
-    # Same instant: the earlier stage of the taxonomy comes first.
     assert export.stage_history["stage"].tolist() == ["alerted", "engaged"]
     assert export.rejects.dtypes.astype(str).to_dict() == {
         "table": "string",

@@ -4,11 +4,12 @@ Two kinds of problem are handled differently, because they call for different re
 
 * **Contract problems** mean the export itself is wrong: a missing file or required
   column, an empty table, a timestamp column that is not ISO-8601, stage names outside the
-  taxonomy, duplicate stage rows, duplicate buyer ids. They raise
+  taxonomy, duplicate buyer ids. They raise
   :class:`~stageml.errors.ContractError` naming the file, column, first rows and the fix,
   since any model built on such an export would be silently wrong.
 * **Row problems** (a null id, one unparseable timestamp, a null activity, an invalid
-  direction, an exact duplicate interaction) affect single rows. Those rows are skipped and
+  direction, an exact duplicate interaction or stage row, a stage row contradicted by a
+  later-listed one at the same instant) affect single rows. Those rows are skipped and
   recorded in the rejects table with a reason, so every input row is accounted for:
   ``accepted + rejected == input rows`` for every table.
 
@@ -344,29 +345,41 @@ def _check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) 
         }
     )
     _require_known_stages(frame["stage"], stages, file)
-    reasons = ("missing_buyer_id", "missing_entered_at", "unparseable_entered_at", "missing_stage")
+    reasons = (
+        "missing_buyer_id",
+        "missing_entered_at",
+        "unparseable_entered_at",
+        "missing_stage",
+        "conflicting_stage_row",
+        "duplicate_stage_row",
+    )
     reason = first_failure(
         [isna(frame["buyer_id"]), ts_missing, ts_bad, isna(frame["stage"])], len(frame)
     )
+    conflicting, repeated = _superseded_stage_rows(frame, reason < 0)
+    reason[conflicting] = reasons.index("conflicting_stage_row")
+    reason[repeated] = reasons.index("duplicate_stage_row")
     accepted = reason < 0
-    repeated = positions_of_repeats(frame, accepted, STAGE_KEYS)
-    if len(repeated):
-        raise ContractError(
-            file=file,
-            column="stage",
-            rows=(repeated[:SHOWN] + 1).tolist(),
-            problem=f"{len(repeated)} rows repeat the same (buyer_id, stage, entered_at) "
-            f"{ROWS_NOTE}; duplicated stage history usually means a bad join in the export",
-            fix="keep one row per buyer_id, stage and entered_at",
-        )
-    rank = frame["stage"].map({s: i for i, s in enumerate(stages)})
-    clean = (
-        frame.loc[accepted]
-        .assign(_rank=rank[accepted])
-        .sort_values(["buyer_id", "entered_at", "_rank"], ignore_index=True)
-        .drop(columns="_rank")
-    )
+    # One row per buyer and instant is left, so this order is total.
+    clean = frame.loc[accepted].sort_values(["buyer_id", "entered_at"], ignore_index=True)
     return _Checked(clean, frame["buyer_id"], reason, reasons)
+
+
+def _superseded_stage_rows(frame: pd.DataFrame, among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of stage rows that lose to another row at the same buyer and instant.
+
+    A buyer is in one stage at an instant. Rows with the same ``buyer_id`` and
+    ``entered_at`` but another stage conflict: the row listed last in the file wins (CRMs
+    append a correction after the entry it corrects) and the others are ``conflicting``.
+    Exact repeats of a kept row (a rep logging the same change twice, a sync artefact) are
+    ``repeated``; the first listed one is kept.
+    """
+    rows = frame.loc[among, list(STAGE_KEYS)]
+    winner = rows.groupby(["buyer_id", "entered_at"], sort=False)["stage"].transform("last")
+    lost = (rows["stage"] != winner).to_numpy(dtype=bool)
+    repeat = rows.loc[~lost].duplicated(keep="first").to_numpy(dtype=bool)
+    positions = rows.index.to_numpy()
+    return positions[lost], positions[~lost][repeat]
 
 
 def _check_buyers(raw: pd.DataFrame, file: str) -> _Checked:
@@ -461,14 +474,25 @@ def _rejects(table: str, checked: _Checked, source_rows: np.ndarray | None = Non
 def _warnings(checked: Mapping[str, _Checked], sources: Mapping[str, Path]) -> list[str]:
     if "stage_history" not in checked:
         return []
-    labelled = pd.Index(checked["stage_history"].clean["buyer_id"].unique())
+    history = checked["stage_history"]
+    warnings = []
+    counts = np.bincount(history.reason[history.reason >= 0], minlength=len(history.reasons))
+    repeats = dict(zip(history.reasons, counts.tolist(), strict=True))
+    if repeats["duplicate_stage_row"] or repeats["conflicting_stage_row"]:
+        warnings.append(
+            f"{sources['stage_history']}: {repeats['duplicate_stage_row']} exact repeat(s) of "
+            f"a stage row and {repeats['conflicting_stage_row']} row(s) contradicted by a "
+            "later-listed row (same buyer_id and entered_at, another stage) were set aside; "
+            "one row per buyer and instant is kept (see the rejects file)"
+        )
+    labelled = pd.Index(history.clean["buyer_id"].unique())
     absent = labelled.difference(pd.Index(checked["interactions"].clean["buyer_id"].unique()))
-    if absent.empty:
-        return []
-    shown = ", ".join(str(b) for b in absent[:10])
-    more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
-    return [
-        f"{sources['stage_history']}: {len(absent)} buyer(s) in stage_history have no accepted "
-        f"interactions in {sources['interactions']}: {shown}{more}. They have stage labels "
-        "but no features; check that both tables come from the same export"
-    ]
+    if not absent.empty:
+        shown = ", ".join(str(b) for b in absent[:10])
+        more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
+        warnings.append(
+            f"{sources['stage_history']}: {len(absent)} buyer(s) in stage_history have no "
+            f"accepted interactions in {sources['interactions']}: {shown}{more}. They have "
+            "stage labels but no features; check that both tables come from the same export"
+        )
+    return warnings
