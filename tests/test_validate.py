@@ -118,21 +118,21 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_timestamp_column_in_wrong_format(tmp_path: Path) -> None:
-    # Day-first dates: most rows fail, so the column (not the rows) is wrong.
+    # Epoch seconds: most rows fail, so the column (not the rows) is wrong.
     put(
         tmp_path,
         "interactions",
         """\
         buyer_id,occurred_at,activity
-        b1,13/01/2024 10:00,email_open
+        b1,1704103200,email_open
         b1,2024-01-02T10:00:00Z,email_open
-        b2,14/01/2024 10:00,web_visit
+        b2,1704189600,web_visit
         """,
     )
     with pytest.raises(
         ContractError,
         match=where("interactions.csv", "occurred_at", "1, 3")
-        + r": 2 of 3 values \(67%\) are not ISO-8601.*'13/01/2024 10:00'.*Fix: write timestamps",
+        + r": 2 of 3 values \(67%\) are not timestamps.*'1704103200'.*Fix: write timestamps",
     ):
         load_export(tmp_path)
 
@@ -168,7 +168,7 @@ def test_stage_outside_taxonomy(tmp_path: Path) -> None:
         """\
         buyer_id,stage,entered_at
         b1,alerted,2024-01-01
-        b1,Evaluating,2024-01-05
+        b1,Evaluation,2024-01-05
         b2,closed-won,2024-01-06
         b2,closed-won,2024-01-07
         """,
@@ -177,7 +177,7 @@ def test_stage_outside_taxonomy(tmp_path: Path) -> None:
         ContractError,
         match=where("stage_history.csv", "stage", "2, 3, 4")
         + r": 3 rows use stage names outside the taxonomy: 'closed-won' \(2 rows\), "
-        r"'Evaluating' \(1 rows\).*Fix: map these names",
+        r"'Evaluation' \(1 rows\).*Fix: map these names",
     ):
         load_export(tmp_path)
 
@@ -454,7 +454,7 @@ def test_clean_frames_have_documented_dtypes_and_order(tmp_path: Path) -> None:
     ]
     assert interactions["buyer_id"].tolist() == ["b1", "b1", "b2"]
     assert interactions["activity"].tolist() == ["email_open", "call", "web_visit"]
-    assert interactions["channel"].tolist() == ["email", "unknown", "Web"]
+    assert interactions["channel"].tolist() == ["email", "unknown", "web"]
     assert interactions["direction"].tolist() == ["inbound", pd.NA, "outbound"]
     assert isinstance(interactions.index, pd.RangeIndex)
     InteractionsSchema.validate(interactions)

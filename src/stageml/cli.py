@@ -11,12 +11,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from stageml.errors import StageMLError
+
+if TYPE_CHECKING:
+    from stageml.config import Params
 
 app = typer.Typer(
     name="stageml",
@@ -33,6 +36,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ParamsOption = Annotated[
     Path | None, typer.Option("--params", help="params.yaml to read (default: built-in defaults).")
+]
+DataParamsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--params",
+        help="params.yaml to read (default: <DATA>/params.yaml if present, as 'stageml import' "
+        "writes, else built-in defaults).",
+    ),
 ]
 ModelOption = Annotated[str, typer.Option("--model", help="MLflow model URI.")]
 DataOption = Annotated[Path, typer.Option("--data", help="Folder holding the CRM export.")]
@@ -57,6 +68,24 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(code=2) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _data_params(params: Path | None, data: Path) -> Params:
+    """Params for a command reading ``data``: ``--params``, else the export's own params.yaml.
+
+    ``stageml import`` writes the export's taxonomy and horizon beside it; reading the
+    defaults instead would reject its stage names. The choice is printed, never silent.
+    """
+    from stageml.config import load_params
+
+    if params is None and (data / "params.yaml").is_file():
+        params = data / "params.yaml"
+        err_console.print(
+            f"[dim]note:[/] using {params} (found beside the export; --params overrides it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return load_params(params)
 
 
 @app.command("simulate")
@@ -131,7 +160,7 @@ def simulate_command(
 @friendly_errors
 def validate_command(
     data: Annotated[Path, typer.Option("--data", help="Folder holding the CRM export.")],
-    params: ParamsOption = None,
+    params: DataParamsOption = None,
     rejects: Annotated[
         Path | None,
         typer.Option(
@@ -146,10 +175,9 @@ def validate_command(
     the export breaks the contract (the message names file, column, rows and the fix).
     """
     # Imported here so the command stays one self-contained block of this file.
-    from stageml.config import load_params
     from stageml.data.validate import load_export, summary_table, write_rejects
 
-    settings = load_params(params)
+    settings = _data_params(params, data)
     export = load_export(data, stages=settings.stages)
     console.print(summary_table(export))
     for warning in export.warnings:
@@ -182,15 +210,14 @@ def features_command(
         list[str], typer.Option("--as-of", help="As-of instant(s); features see only earlier rows.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Output table, .parquet or .csv.")],
-    params: ParamsOption = None,
+    params: DataParamsOption = None,
 ) -> None:
     """Point-in-time features per buyer and as-of instant (vocabulary fitted on this export)."""
-    from stageml.config import load_params
     from stageml.data.io import write_table
     from stageml.features.engine import build_features
     from stageml.features.vocabulary import fit_vocabulary
 
-    settings = load_params(params)
+    settings = _data_params(params, data)
     export = _load_checked(data, settings.stages)
     vocabulary = fit_vocabulary(export.interactions, export.buyers, settings.features)
     with _progress("features") as advance:
@@ -214,7 +241,7 @@ def features_command(
 @friendly_errors
 def train_command(
     data: DataOption,
-    params: ParamsOption = None,
+    params: DataParamsOption = None,
     tracking_uri: TrackingOption = None,
     experiment: Annotated[
         str, typer.Option("--experiment", help="MLflow experiment name.")
@@ -227,13 +254,12 @@ def train_command(
     ] = None,
 ) -> None:
     """Backtest, calibrate, log to MLflow and register the stage + inflection model."""
-    from stageml.config import load_params
     from stageml.data.io import write_json
     from stageml.models.train import level_note, train
     from stageml.tracking.runs import log_training, resolve_tracking_uri
     from stageml.tracking.tables import metrics_table
 
-    settings = load_params(params)
+    settings = _data_params(params, data)
     export = _load_checked(data, settings.stages, require_stage_history=True)
     result = train(export, settings, progress=lambda msg: err_console.print(f"[dim]{msg}[/]"))
     uri = resolve_tracking_uri(tracking_uri)

@@ -6,7 +6,9 @@ Pure functions over Series and DataFrames. Row numbers in messages are 1-based d
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,15 @@ def clean_text(values: pd.Series) -> pd.Series:
     return values.astype(STRING).str.strip().replace("", pd.NA)
 
 
+def name_text(values: pd.Series) -> pd.Series:
+    """Names (activity, channel, stage) compared the way people read them.
+
+    Lower case, runs of whitespace as one space: "Email Open ", "email  open" and
+    "EMAIL OPEN" are one activity, not three.
+    """
+    return clean_text(values).str.lower().str.replace(r"\s+", " ", regex=True)
+
+
 def optional_text(raw: pd.DataFrame, column: str) -> pd.Series:
     """Return an optional text column, all <NA> when the export lacks it."""
     if column in raw.columns:
@@ -42,15 +53,30 @@ def isna(values: pd.Series) -> np.ndarray:
     return mask
 
 
+# Slash dates are read day first (dd/mm/yyyy, optionally with hh:mm[:ss]); see
+# parse_timestamps for why a month-first column is an error rather than a guess.
+_SLASH_DATE = (
+    r"^(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<y>\d{4})"
+    r"(?P<time>[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+)
+# Excel stores dates as days since 1899-12-30; 10000-99999 is 1927-2173.
+_EXCEL_SERIAL = r"^\d{5}(?:\.\d+)?$"
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+
+
 def parse_timestamps(
     raw: pd.Series, file: str, column: str
 ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Timestamps as UTC, tz-naive, plus masks of empty and of unparseable values.
 
-    Offsets are converted to UTC; values without one are taken as UTC. Parquet timestamp
-    columns (tz-aware or naive) are used as they are. A column in which no value, or more
-    than half of the values, fails to parse is in the wrong format: that raises, rather
-    than rejecting most of the table row by row.
+    Text values are read, value by value, as ISO-8601 (offsets converted to UTC, values
+    without one taken as UTC), else as a day-first ``dd/mm/yyyy[ hh:mm[:ss]]`` date in UTC,
+    else as an Excel serial date (``45292.5``: days since 1899-12-30, in UTC). Parquet
+    timestamp columns (tz-aware or naive) are used as they are. A slash date whose second
+    field exceeds 12 shows a month-first export: that raises rather than misreading every
+    day <= 12. So does a column in which no value, or more than half of the values,
+    fails to parse: it is in the wrong format, and rejecting most of the table row by row
+    would hide that.
     """
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         parsed = raw.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -63,6 +89,10 @@ def parse_timestamps(
         parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").dt.tz_localize(
             None
         )
+        retry = isna(parsed) & ~missing
+        if retry.any():
+            parsed = parsed.astype(TIMESTAMP)
+            parsed[retry] = _other_formats(text[retry], file, column)
     parsed = parsed.astype(TIMESTAMP)
     bad = isna(parsed) & ~missing
     failed = int(missing.sum() + bad.sum())
@@ -74,12 +104,51 @@ def parse_timestamps(
             column=column,
             rows=(rows[:SHOWN] + 1).tolist(),
             problem=f"{failed:,} of {len(raw):,} values ({failed / len(raw):.0%}) are not "
-            f"ISO-8601 timestamps ({int(bad.sum()):,} unparseable, e.g. {examples}; "
+            f"timestamps ({int(bad.sum()):,} unparseable, e.g. {examples}; "
             f"{int(missing.sum()):,} empty) {ROWS_NOTE}",
             fix="write timestamps as ISO-8601, e.g. 2024-03-01T14:05:00Z or "
             "2024-03-01 14:05:00+01:00 (values without an offset are taken as UTC)",
         )
     return parsed, missing, bad
+
+
+def _other_formats(text: pd.Series, file: str, column: str) -> pd.Series:
+    """Day-first slash dates and Excel serial dates; NaT for anything else."""
+    parts = text.str.extract(_SLASH_DATE)
+    slash = parts["y"].notna().to_numpy(dtype=bool)
+    month_first = slash & (parts["m"].astype("Float64") > 12).to_numpy(dtype=bool, na_value=False)
+    if month_first.any():
+        rows = np.flatnonzero(month_first)
+        raise ContractError(
+            file=file,
+            column=column,
+            rows=(text.index.to_numpy()[rows[:SHOWN]] + 1).tolist(),
+            problem=f"dates such as {text.iloc[rows[:3]].tolist()} are month-first "
+            "(mm/dd/yyyy); stageml reads slash dates day-first (dd/mm/yyyy) and would misread "
+            f"every day up to 12 {ROWS_NOTE}",
+            fix="export the dates as ISO-8601 (yyyy-mm-dd), or day-first",
+        )
+    iso = parts["y"] + "-" + parts["m"].str.zfill(2) + "-" + parts["d"].str.zfill(2)
+    iso = iso + parts["time"].fillna("").str.replace("T", " ")
+    out = pd.to_datetime(iso, format="ISO8601", errors="coerce")
+    serial = text.str.fullmatch(_EXCEL_SERIAL).to_numpy(dtype=bool, na_value=False)
+    days = pd.to_numeric(text[serial])
+    out[serial] = _EXCEL_EPOCH + pd.to_timedelta(days.round(6), unit="D").dt.round("s")
+    return out.astype(TIMESTAMP)
+
+
+def after_export(parsed: pd.Series, file: str) -> np.ndarray:
+    """Rows dated after the file was written: a clock or data-entry error, not an event.
+
+    The file's modification time bounds the export instant from above (a copy only moves
+    it later), so nothing in it can have happened after that. Frames without a file on
+    disk (tests, in-memory callers) have no bound.
+    """
+    if not Path(file).is_file():
+        return np.zeros(len(parsed), dtype=bool)
+    written = pd.Timestamp(os.stat(file).st_mtime, unit="s")
+    mask: np.ndarray = (parsed > written).to_numpy(dtype=bool, na_value=False)
+    return mask
 
 
 def first_failure(failures: Sequence[np.ndarray], n: int) -> np.ndarray:

@@ -48,9 +48,11 @@ from stageml.data.parse import (
     ROWS_NOTE,
     SHOWN,
     STRING,
+    after_export,
     clean_text,
     first_failure,
     isna,
+    name_text,
     optional_text,
     parse_timestamps,
     positions_of_repeats,
@@ -297,12 +299,12 @@ def _check_interactions(raw: pd.DataFrame, file: str) -> _Checked:
     n = len(raw)
     occurred_at, ts_missing, ts_bad = parse_timestamps(raw["occurred_at"], file, "occurred_at")
     direction = optional_text(raw, "direction").str.lower()
-    channel = optional_text(raw, "channel")
+    channel = name_text(optional_text(raw, "channel"))
     frame = pd.DataFrame(
         {
             "buyer_id": clean_text(raw["buyer_id"]),
             "occurred_at": occurred_at,
-            "activity": clean_text(raw["activity"]),
+            "activity": name_text(raw["activity"]),
             "channel": channel.fillna(UNKNOWN_CHANNEL),
             "direction": direction,
         }
@@ -313,6 +315,7 @@ def _check_interactions(raw: pd.DataFrame, file: str) -> _Checked:
         "unparseable_occurred_at",
         "missing_activity",
         "invalid_direction",
+        "occurred_after_export",
         "duplicate_interaction",
     )
     reason = first_failure(
@@ -322,6 +325,7 @@ def _check_interactions(raw: pd.DataFrame, file: str) -> _Checked:
             ts_bad,
             isna(frame["activity"]),
             (direction.notna() & ~direction.isin(DIRECTIONS)).to_numpy(dtype=bool),
+            after_export(occurred_at, file),
         ],
         n,
     )
@@ -340,7 +344,7 @@ def _check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) 
     frame = pd.DataFrame(
         {
             "buyer_id": clean_text(raw["buyer_id"]),
-            "stage": clean_text(raw["stage"]),
+            "stage": _taxonomy_names(raw["stage"], stages),
             "entered_at": entered_at,
         }
     )
@@ -350,11 +354,19 @@ def _check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) 
         "missing_entered_at",
         "unparseable_entered_at",
         "missing_stage",
+        "entered_after_export",
         "conflicting_stage_row",
         "duplicate_stage_row",
     )
     reason = first_failure(
-        [isna(frame["buyer_id"]), ts_missing, ts_bad, isna(frame["stage"])], len(frame)
+        [
+            isna(frame["buyer_id"]),
+            ts_missing,
+            ts_bad,
+            isna(frame["stage"]),
+            after_export(entered_at, file),
+        ],
+        len(frame),
     )
     conflicting, repeated = _superseded_stage_rows(frame, reason < 0)
     reason[conflicting] = reasons.index("conflicting_stage_row")
@@ -411,6 +423,14 @@ def _check_buyers(raw: pd.DataFrame, file: str) -> _Checked:
 
 
 # --- shared pieces --------------------------------------------------------------------
+
+
+def _taxonomy_names(raw: pd.Series, stages: tuple[str, ...]) -> pd.Series:
+    """Stage names spelt as in the taxonomy when they differ only by case or whitespace."""
+    names = clean_text(raw)
+    spelling = {key: stage for stage in stages for key in name_text(pd.Series([stage]))}
+    known = name_text(names).map(spelling).astype(STRING)
+    return known.fillna(names)
 
 
 def _require_known_stages(stage: pd.Series, stages: tuple[str, ...], file: str) -> None:
