@@ -226,18 +226,20 @@ def test_conflicting_stage_rows_the_later_listed_row_wins(tmp_path: Path) -> Non
         b1,alerted,2024-01-01
         b1,committed,2024-01-05T10:00:00Z
         b1,evaluating,2024-01-05T11:00:00+01:00
+        b2,alerted,2024-01-05T10:00:00Z
         b2,engaged,2024-01-05T10:00:00Z
         """,
     )
     export = load_export(tmp_path)
-    # Row 4 is the same instant written with an offset: it corrects rows 1 and 3.
+    # Row 4 is the same instant written with an offset: it corrects rows 1 and 3. Rows 5
+    # and 6 are a pass through two stages at once, listed in taxonomy order: both stay.
     assert reasons(export, "stage_history") == [
         (1, "conflicting_stage_row"),
         (3, "conflicting_stage_row"),
     ]
     assert export.stage_history is not None
     kept = export.stage_history[["buyer_id", "stage"]].agg(":".join, axis=1).tolist()
-    assert kept == ["b1:alerted", "b1:evaluating", "b2:engaged"]
+    assert kept == ["b1:alerted", "b1:evaluating", "b2:alerted", "b2:engaged"]
     assert any("2 row(s) contradicted by a later-listed row" in w for w in export.warnings)
 
 

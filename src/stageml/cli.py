@@ -118,6 +118,13 @@ def simulate_command(
         ),
     ] = 0.0,
     params: ParamsOption = None,
+    messy: Annotated[
+        bool,
+        typer.Option(
+            "--messy",
+            help="Write CSVs carrying the faults real exports carry (README, 'Messy exports').",
+        ),
+    ] = False,
 ) -> None:
     """Write a simulated CRM export (with its true stage path) for demos and tests."""
     # Imported here so the command stays one self-contained block of this file.
@@ -133,6 +140,11 @@ def simulate_command(
         randomised_share=touch_trial,
         trial_horizon_days=settings.labels.horizon.days,
     )
+    if messy:
+        _write_messy(
+            out, buyers, settings.seed if seed is None else seed, settings.stages, start, end
+        )
+        return
     simulate_to_folder(
         buyers,
         seed=settings.seed if seed is None else seed,
@@ -154,6 +166,33 @@ def simulate_command(
     table.add_row("went quiet", f"{summary['quiet_share']:.1%}")
     table.add_row("with recorded history", f"{summary['recorded_share']:.1%}")
     console.print(table)
+
+
+def _write_messy(
+    out: Path, buyers: int, seed: int, stages: tuple[str, ...], start: str, end: str
+) -> None:
+    """``simulate --messy``: the faulty CSVs, the clean truth, and what was injected."""
+    from rich.table import Table
+
+    from stageml.data.io import write_table
+    from stageml.data.messy import FAULTS, write_messy
+    from stageml.data.simulate import simulate
+
+    export = simulate(buyers, seed=seed, stages=stages, start=start, end=end)
+    result = write_messy(export, out, seed=seed, stages=stages)
+    write_table(export.truth, out / "truth.parquet")
+    table = Table(title=f"messy export in {out} (CSV)")
+    for column in ("fault", "rows or files", "what the export shows"):
+        table.add_column(column, justify="right" if column == "rows or files" else "left")
+    for fault, count in result.injected.items():
+        table.add_row(fault, f"{count:,}", FAULTS[fault])
+    console.print(table)
+    expected = "; ".join(
+        f"{name}: {reason} {count:,}"
+        for name, reasons in result.rejected.items()
+        for reason, count in reasons.items()
+    )
+    console.print(f"rows a correct reader rejects: {expected}", highlight=False)
 
 
 @app.command("validate")
@@ -623,7 +662,10 @@ def _print_touches(touches: Any, n: int) -> None:
 @app.command("top")
 @friendly_errors
 def top_command(
-    scores: Annotated[Path, typer.Option("--scores", help="Output of 'stageml score'.")],
+    scores: Annotated[
+        Path,
+        typer.Option("--scores", exists=True, dir_okay=False, help="Output of 'stageml score'."),
+    ],
     n: Annotated[int, typer.Option("--n", min=1, help="How many buyers.")] = 10,
 ) -> None:
     """Show the buyers most likely to move to a later stage soon, with their reasons."""

@@ -106,8 +106,9 @@ class Export:
         kept numeric; sorted by buyer_id. None when the export has no buyers table.
     stage_history
         ``buyer_id`` string, ``stage`` string (in the taxonomy), ``entered_at``
-        datetime64[us] (UTC, tz-naive); one row per buyer and instant, sorted by
-        buyer_id, entered_at. None when the export has no stage history.
+        datetime64[us] (UTC, tz-naive); sorted by buyer_id, entered_at, stage order
+        (several stages at one instant: passed through at once). None when the export has
+        no stage history.
     rejects
         One row per rejected input row: ``table``, ``row`` (1-based data row in its file),
         ``buyer_id`` (may be <NA>), ``reason``.

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stageml.config import DEFAULT_STAGES
 from stageml.data.io import atomic_path
 from stageml.data.simulate import SimulatedExport
 
@@ -72,12 +73,17 @@ class MessyExport:
 
 
 def write_messy(
-    export: SimulatedExport, out: str | Path, *, seed: int, share: float = 0.02
+    export: SimulatedExport,
+    out: str | Path,
+    *,
+    seed: int,
+    stages: Sequence[str] = DEFAULT_STAGES,
+    share: float = 0.02,
 ) -> MessyExport:
     """Write ``export`` into ``out`` as messy CSVs (each atomically); return the expectations.
 
-    ``share`` of the rows carry each per-row fault (at least one row each); the row sets
-    are disjoint and drawn from ``seed`` alone.
+    ``stages`` is the export's taxonomy. ``share`` of the rows carry each per-row fault (at
+    least one row each); the row sets are disjoint and drawn from ``seed`` alone.
     """
     rng = np.random.default_rng(seed)
     folder = Path(out)
@@ -89,7 +95,7 @@ def write_messy(
     history = pd.concat([history, only], ignore_index=True)
 
     inter_text, inter_faults = _messy_interactions(inter, rng, share)
-    history_text, history_faults = _messy_history(history, rng, share)
+    history_text, history_faults = _messy_history(history, stages, rng, share)
     paths = {
         "interactions": _write(inter_text, folder / "interactions.csv", sep=";", bom=True),
         "buyers": _write(buyers, folder / "buyers.csv", sep=",", bom=True),
@@ -232,7 +238,7 @@ def _added_rows(
 
 
 def _messy_history(
-    history: pd.DataFrame, rng: np.random.Generator, share: float
+    history: pd.DataFrame, stages: Sequence[str], rng: np.random.Generator, share: float
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     n = len(history)
     picks = _picks(
@@ -247,16 +253,18 @@ def _messy_history(
         }
     )
     repeats = text.iloc[picks["duplicate_stage_rows"]]
-    stages = list(history["stage"].unique())
-    wrong = text.iloc[picks["conflicting_stage_rows"]].copy()
-    true_stage = history["stage"].iloc[picks["conflicting_stage_rows"]]
-    wrong["stage"] = [stages[(stages.index(s) + 1) % len(stages)] for s in true_stage]
+    # A contradicted row names a stage beyond the true one (the last stage's rows are left).
+    beyond = picks["conflicting_stage_rows"]
+    beyond = beyond[history["stage"].iloc[beyond].to_numpy() != stages[-1]]
+    rank = {s: i for i, s in enumerate(stages)}
+    wrong = text.iloc[beyond].copy()
+    wrong["stage"] = [stages[rank[s] + 1] for s in history["stage"].iloc[beyond]]
     # A repeat follows its row; a contradicted row comes just before the row correcting it.
     order = np.concatenate(
         [
             np.arange(n, dtype=np.float64),
             picks["duplicate_stage_rows"] + 0.5,
-            picks["conflicting_stage_rows"] - 0.5,
+            beyond - 0.5,
         ]
     )
     frame = pd.concat([text, repeats, wrong], ignore_index=True)

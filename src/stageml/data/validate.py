@@ -368,27 +368,36 @@ def _check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) 
         ],
         len(frame),
     )
-    conflicting, repeated = _superseded_stage_rows(frame, reason < 0)
+    conflicting, repeated = _superseded_stage_rows(frame, reason < 0, stages)
     reason[conflicting] = reasons.index("conflicting_stage_row")
     reason[repeated] = reasons.index("duplicate_stage_row")
     accepted = reason < 0
-    # One row per buyer and instant is left, so this order is total.
-    clean = frame.loc[accepted].sort_values(["buyer_id", "entered_at"], ignore_index=True)
+    rank = frame["stage"].map({s: i for i, s in enumerate(stages)})
+    clean = (
+        frame.loc[accepted]
+        .assign(_rank=rank[accepted])
+        .sort_values(["buyer_id", "entered_at", "_rank"], ignore_index=True)
+        .drop(columns="_rank")
+    )
     return _Checked(clean, frame["buyer_id"], reason, reasons)
 
 
-def _superseded_stage_rows(frame: pd.DataFrame, among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of stage rows that lose to another row at the same buyer and instant.
+def _superseded_stage_rows(
+    frame: pd.DataFrame, among: np.ndarray, stages: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of stage rows that another row at the same buyer and instant overrides.
 
-    A buyer is in one stage at an instant. Rows with the same ``buyer_id`` and
-    ``entered_at`` but another stage conflict: the row listed last in the file wins (CRMs
-    append a correction after the entry it corrects) and the others are ``conflicting``.
-    Exact repeats of a kept row (a rep logging the same change twice, a sync artefact) are
-    ``repeated``; the first listed one is kept.
+    At one buyer and instant the row listed last in the file wins (CRMs append a correction
+    after the entry it corrects). Earlier rows there with a stage beyond the winner's are
+    ``conflicting``; earlier rows with a stage before it stay (the buyer passed through
+    several stages at once, which exports write in taxonomy order). Exact repeats of a kept
+    row (a rep logging the same change twice, a sync artefact) are ``repeated``; the first
+    listed is kept.
     """
     rows = frame.loc[among, list(STAGE_KEYS)]
-    winner = rows.groupby(["buyer_id", "entered_at"], sort=False)["stage"].transform("last")
-    lost = (rows["stage"] != winner).to_numpy(dtype=bool)
+    rank = rows["stage"].map({s: i for i, s in enumerate(stages)})
+    winner = rank.groupby([rows["buyer_id"], rows["entered_at"]], sort=False).transform("last")
+    lost = (rank > winner).to_numpy(dtype=bool)
     repeat = rows.loc[~lost].duplicated(keep="first").to_numpy(dtype=bool)
     positions = rows.index.to_numpy()
     return positions[lost], positions[~lost][repeat]
@@ -502,8 +511,8 @@ def _warnings(checked: Mapping[str, _Checked], sources: Mapping[str, Path]) -> l
         warnings.append(
             f"{sources['stage_history']}: {repeats['duplicate_stage_row']} exact repeat(s) of "
             f"a stage row and {repeats['conflicting_stage_row']} row(s) contradicted by a "
-            "later-listed row (same buyer_id and entered_at, another stage) were set aside; "
-            "one row per buyer and instant is kept (see the rejects file)"
+            "later-listed row (same buyer_id and entered_at, an earlier stage: the later-listed "
+            "row wins) were set aside (see the rejects file)"
         )
     labelled = pd.Index(history.clean["buyer_id"].unique())
     absent = labelled.difference(pd.Index(checked["interactions"].clean["buyer_id"].unique()))

@@ -37,7 +37,7 @@ from stageml.models.compiled import CompileError, compile_estimator
 from stageml.models.estimators import free_threads
 from stageml.models.metrics import inflection_metrics, stage_metrics
 from stageml.models.train import TrainingResult
-from stageml.tracking.plots import reliability_figure, training_figures
+from stageml.tracking.plots import calibration_curves, reliability_figure, training_figures
 from stageml.tracking.report import render_report
 
 CHAMPION = "champion"
@@ -142,7 +142,7 @@ def run_figures(result: TrainingResult, export: Export) -> dict[str, Figure]:
     model = result.model
     figures = training_figures(
         result.confusion,
-        result.reliability,
+        calibration_curves(model, result.test_frame),
         model.stage_model,
         model.inflection_model,
         model.stages,
