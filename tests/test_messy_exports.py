@@ -127,8 +127,8 @@ def test_scoring_the_messy_export_gives_the_clean_scores(
     b = pd.read_parquet(tmp_path / "messy.parquet")
     cols = ["buyer_id", "stage", "inflection_probability"]
     pd.testing.assert_frame_equal(
-        a[cols].sort_values("buyer_id", ignore_index=True),
-        b[cols].sort_values("buyer_id", ignore_index=True),
+        a[cols].astype({"buyer_id": "string"}).sort_values("buyer_id", ignore_index=True),
+        b[cols].astype({"buyer_id": "string"}).sort_values("buyer_id", ignore_index=True),
     )
     rejects = pd.read_csv(tmp_path / "messy_rejects.csv", dtype={"buyer_id": "string"})
     rows = rejects[rejects["table"] == "interactions"]

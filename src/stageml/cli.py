@@ -172,27 +172,14 @@ def _write_messy(
     out: Path, buyers: int, seed: int, stages: tuple[str, ...], start: str, end: str
 ) -> None:
     """``simulate --messy``: the faulty CSVs, the clean truth, and what was injected."""
-    from rich.table import Table
-
     from stageml.data.io import write_table
-    from stageml.data.messy import FAULTS, write_messy
+    from stageml.data.messy import injected_table, write_messy
     from stageml.data.simulate import simulate
 
     export = simulate(buyers, seed=seed, stages=stages, start=start, end=end)
     result = write_messy(export, out, seed=seed, stages=stages)
     write_table(export.truth, out / "truth.parquet")
-    table = Table(title=f"messy export in {out} (CSV)")
-    for column in ("fault", "rows or files", "what the export shows"):
-        table.add_column(column, justify="right" if column == "rows or files" else "left")
-    for fault, count in result.injected.items():
-        table.add_row(fault, f"{count:,}", FAULTS[fault])
-    console.print(table)
-    expected = "; ".join(
-        f"{name}: {reason} {count:,}"
-        for name, reasons in result.rejected.items()
-        for reason, count in reasons.items()
-    )
-    console.print(f"rows a correct reader rejects: {expected}", highlight=False)
+    console.print(injected_table(result, title=f"messy export in {out} (CSV)"))
 
 
 @app.command("validate")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 
 from stageml.config import DEFAULT_STAGES
 from stageml.data.io import atomic_path
@@ -287,3 +288,16 @@ def _write(frame: pd.DataFrame, path: Path, *, sep: str, bom: bool) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8-sig" if bom else "utf-8")
     return path
+
+
+def injected_table(result: MessyExport, *, title: str) -> Table:
+    """Per fault, the rows (or files) carrying it; then what a correct reader rejects."""
+    table = Table(title=title)
+    for column in ("fault", "rows or files", "what the export shows"):
+        table.add_column(column, justify="right" if column == "rows or files" else "left")
+    for fault, count in result.injected.items():
+        table.add_row(fault, f"{count:,}", FAULTS[fault], end_section=fault == list(FAULTS)[-1])
+    for name, reasons in result.rejected.items():
+        for reason, count in reasons.items():
+            table.add_row(f"{name}: {reason}", f"{count:,}", "rows a correct reader rejects")
+    return table

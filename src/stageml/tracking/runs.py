@@ -363,7 +363,13 @@ def promote(version: int, *, tracking_uri: str, name: str = "stageml") -> None:
 def rollback(*, tracking_uri: str, name: str = "stageml") -> int:
     """Give the champion alias back to the previous champion; returns that version."""
     with _tracking(tracking_uri) as client:
-        history = _history(client, name)
+        try:
+            history = _history(client, name)
+        except MlflowException as exc:
+            raise ModelError(
+                f"no registered model '{name}' at {tracking_uri}. Fix: check --tracking-uri, "
+                "or train and register a model first ('stageml train')"
+            ) from exc
         if len(history) < 2:
             raise ModelError(
                 f"model '{name}' has no earlier champion to roll back to. Fix: use "
