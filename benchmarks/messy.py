@@ -97,6 +97,18 @@ def _child(folder: Path, model_path: Path) -> None:
     )
 
 
+def _rejects_text(rejects: list[list[object]]) -> str:
+    """Rejected interaction rows by reason; the row number where there is one such row."""
+    by_reason: dict[str, list[int]] = {}
+    for row, reason in rejects:
+        by_reason.setdefault(str(reason), []).append(int(float(str(row))))
+    parts = [
+        f"{reason} x{len(rows):,}" + (f" (row {rows[0]:,})" if len(rows) == 1 else "")
+        for reason, rows in by_reason.items()
+    ]
+    return "rejected rows: " + ("; ".join(parts) or "none")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gb", type=float, default=2.0)
@@ -131,9 +143,9 @@ def main() -> None:
                 f"{written['rows']:,}",
                 f"{result['seconds']:.0f} ({result['seconds'] / base['seconds']:.2f}x)",
                 f"{max(result['peak_rss_mb'], result['polled_peak_rss_mb']):,.0f}",
-                f"{result['scored_buyers']:,} of {result['input_buyers']:,} scored; "
-                f"row rejects {result['row_rejects'] or 'none'}"
-                + (f" (bad row written at {written['bad_row']:,})" if bad else ""),
+                f"{result['scored_buyers']:,} of {result['input_buyers']:,} buyers scored; "
+                + _rejects_text(result["row_rejects"])
+                + (f" (the bad row was written as data row {written['bad_row']:,})" if bad else ""),
             ]
         )
     print(

@@ -3,18 +3,21 @@
 Two kinds of problem are handled differently, because they call for different repairs:
 
 * **Contract problems** mean the export itself is wrong: a missing file or required
-  column, an empty table, a timestamp column that is not ISO-8601, stage names outside the
-  taxonomy, duplicate buyer ids. They raise
+  column, an empty table, a timestamp column mostly unparseable or written month-first,
+  stage names outside the taxonomy, duplicate buyer ids. They raise
   :class:`~stageml.errors.ContractError` naming the file, column, first rows and the fix,
   since any model built on such an export would be silently wrong.
 * **Row problems** (a null id, one unparseable timestamp, a null activity, an invalid
-  direction, an exact duplicate interaction or stage row, a stage row contradicted by a
-  later-listed one at the same instant) affect single rows. Those rows are skipped and
+  direction, a row dated after its file was written, an exact duplicate interaction or
+  stage row, a stage row contradicted by a later-listed one at the same instant) affect
+  single rows. Those rows are skipped and
   recorded in the rejects table with a reason, so every input row is accounted for:
   ``accepted + rejected == input rows`` for every table.
 
 Row numbers, everywhere (messages and the rejects table), are 1-based data rows in file
-order; the header is not counted, so "row 3" is the third data row of the file.
+order; the header is not counted, so "row 3" is the third data row of the file. How messy
+CSVs are read (encoding, separator, ragged rows) is :func:`stageml.data.io.read_table`'s
+business; the row checks themselves live in :mod:`stageml.data.checks`.
 """
 
 from __future__ import annotations
