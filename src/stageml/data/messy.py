@@ -104,9 +104,9 @@ def write_messy(
     }
     # A copy killed mid-way ends inside a row: here after the minute's first digit, so the
     # row lacks its activity (a cut inside channel or direction would go unnoticed).
-    cut = inter_text.iloc[0]
+    cut = inter.iloc[0]
     with open(paths["interactions"], "a", encoding="utf-8") as handle:
-        handle.write(f"{cut['buyer_id']};{str(cut['occurred_at'])[:15]}")
+        handle.write(f"{cut['buyer_id']};{cut['occurred_at']:%Y-%m-%d %H:%M:%S}"[:-4])
     injected = {
         "bom": 2,
         "semicolon": 2,
