@@ -158,12 +158,25 @@ BAD: dict[str, Case] = {
         u,
     ],
     "top": lambda t, d, u: ["top", "--scores", str(t / "missing.parquet")],
+    "next-touch": lambda t, d, u: [
+        "next-touch",
+        "--data",
+        str(t / "missing"),
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(t / "n.csv"),
+        "--tracking-uri",
+        u,
+    ],
 }
+# Good input that needs a simulated trial: run there, not twice.
+OK_ELSEWHERE = {"next-touch": "test_tactics.py::test_next_touch_command_with_a_trial"}
 
 
 def test_every_command_is_covered() -> None:
     commands = {c.name or c.callback.__name__ for c in app.registered_commands}  # type: ignore[union-attr]
-    assert commands == set(OK) == set(BAD)
+    assert commands == set(OK) | set(OK_ELSEWHERE) == set(BAD)
 
 
 @pytest.mark.parametrize("command", sorted(OK))
