@@ -118,21 +118,21 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_timestamp_column_in_wrong_format(tmp_path: Path) -> None:
-    # Day-first dates: most rows fail, so the column (not the rows) is wrong.
+    # Epoch seconds: most rows fail, so the column (not the rows) is wrong.
     put(
         tmp_path,
         "interactions",
         """\
         buyer_id,occurred_at,activity
-        b1,13/01/2024 10:00,email_open
+        b1,1704103200,email_open
         b1,2024-01-02T10:00:00Z,email_open
-        b2,14/01/2024 10:00,web_visit
+        b2,1704189600,web_visit
         """,
     )
     with pytest.raises(
         ContractError,
         match=where("interactions.csv", "occurred_at", "1, 3")
-        + r": 2 of 3 values \(67%\) are not ISO-8601.*'13/01/2024 10:00'.*Fix: write timestamps",
+        + r": 2 of 3 values \(67%\) are not timestamps.*'1704103200'.*Fix: write timestamps",
     ):
         load_export(tmp_path)
 
@@ -168,7 +168,7 @@ def test_stage_outside_taxonomy(tmp_path: Path) -> None:
         """\
         buyer_id,stage,entered_at
         b1,alerted,2024-01-01
-        b1,Evaluating,2024-01-05
+        b1,Evaluation,2024-01-05
         b2,closed-won,2024-01-06
         b2,closed-won,2024-01-07
         """,
@@ -177,7 +177,7 @@ def test_stage_outside_taxonomy(tmp_path: Path) -> None:
         ContractError,
         match=where("stage_history.csv", "stage", "2, 3, 4")
         + r": 3 rows use stage names outside the taxonomy: 'closed-won' \(2 rows\), "
-        r"'Evaluating' \(1 rows\).*Fix: map these names",
+        r"'Evaluation' \(1 rows\).*Fix: map these names",
     ):
         load_export(tmp_path)
 
@@ -190,7 +190,7 @@ def test_custom_taxonomy_accepts_its_stages(tmp_path: Path) -> None:
     assert export.stage_history["stage"].tolist() == ["lead"]
 
 
-def test_duplicate_stage_rows(tmp_path: Path) -> None:
+def test_repeated_stage_rows_keep_one_and_reject_the_rest(tmp_path: Path) -> None:
     put(tmp_path, "interactions", GOOD_INTERACTIONS)
     put(
         tmp_path,
@@ -200,13 +200,47 @@ def test_duplicate_stage_rows(tmp_path: Path) -> None:
         b1,alerted,2024-01-01T00:00:00Z
         b1,engaged,2024-01-03
         b1,alerted,2024-01-01
+        b1,alerted,2024-01-01 00:00:00+00:00
         """,
     )
-    with pytest.raises(
-        ContractError,
-        match=where("stage_history.csv", "stage", "1, 3") + r": 2 rows repeat the same",
-    ):
-        load_export(tmp_path)
+    export = load_export(tmp_path)
+    assert reasons(export, "stage_history") == [
+        (3, "duplicate_stage_row"),
+        (4, "duplicate_stage_row"),
+    ]
+    assert export.stage_history is not None
+    assert export.stage_history["stage"].tolist() == ["alerted", "engaged"]
+    report = export.reports[-1]
+    assert (report.input_rows, report.accepted_rows, report.rejected_rows) == (4, 2, 2)
+    assert any("2 exact repeat(s) of a stage row" in w for w in export.warnings)
+
+
+def test_conflicting_stage_rows_the_later_listed_row_wins(tmp_path: Path) -> None:
+    put(tmp_path, "interactions", GOOD_INTERACTIONS)
+    put(
+        tmp_path,
+        "stage_history",
+        """\
+        buyer_id,stage,entered_at
+        b1,committed,2024-01-05T10:00:00Z
+        b1,alerted,2024-01-01
+        b1,committed,2024-01-05T10:00:00Z
+        b1,evaluating,2024-01-05T11:00:00+01:00
+        b2,alerted,2024-01-05T10:00:00Z
+        b2,engaged,2024-01-05T10:00:00Z
+        """,
+    )
+    export = load_export(tmp_path)
+    # Row 4 is the same instant written with an offset: it corrects rows 1 and 3. Rows 5
+    # and 6 are a pass through two stages at once, listed in taxonomy order: both stay.
+    assert reasons(export, "stage_history") == [
+        (1, "conflicting_stage_row"),
+        (3, "conflicting_stage_row"),
+    ]
+    assert export.stage_history is not None
+    kept = export.stage_history[["buyer_id", "stage"]].agg(":".join, axis=1).tolist()
+    assert kept == ["b1:alerted", "b1:evaluating", "b2:alerted", "b2:engaged"]
+    assert any("2 row(s) contradicted by a later-listed row" in w for w in export.warnings)
 
 
 def test_duplicate_buyer_ids(tmp_path: Path) -> None:
@@ -408,7 +442,7 @@ def test_clean_frames_have_documented_dtypes_and_order(tmp_path: Path) -> None:
         """\
         buyer_id,stage,entered_at
         b1,engaged,2024-01-02
-        b1,alerted,2024-01-02
+        b1,alerted,2024-01-01
         """,
     )
     export = load_export(tmp_path)
@@ -422,7 +456,7 @@ def test_clean_frames_have_documented_dtypes_and_order(tmp_path: Path) -> None:
     ]
     assert interactions["buyer_id"].tolist() == ["b1", "b1", "b2"]
     assert interactions["activity"].tolist() == ["email_open", "call", "web_visit"]
-    assert interactions["channel"].tolist() == ["email", "unknown", "Web"]
+    assert interactions["channel"].tolist() == ["email", "unknown", "web"]
     assert interactions["direction"].tolist() == ["inbound", pd.NA, "outbound"]
     assert isinstance(interactions.index, pd.RangeIndex)
     InteractionsSchema.validate(interactions)
@@ -434,7 +468,6 @@ def test_clean_frames_have_documented_dtypes_and_order(tmp_path: Path) -> None:
 
     assert export.stage_history is not None
     StageHistorySchema.validate(export.stage_history)
-    # Same instant: the earlier stage of the taxonomy comes first.
     assert export.stage_history["stage"].tolist() == ["alerted", "engaged"]
     assert export.rejects.dtypes.astype(str).to_dict() == {
         "table": "string",

@@ -11,12 +11,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from stageml.errors import StageMLError
+
+if TYPE_CHECKING:
+    from stageml.config import Params
 
 app = typer.Typer(
     name="stageml",
@@ -33,6 +36,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ParamsOption = Annotated[
     Path | None, typer.Option("--params", help="params.yaml to read (default: built-in defaults).")
+]
+DataParamsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--params",
+        help="params.yaml to read (default: <DATA>/params.yaml if present, as 'stageml import' "
+        "writes, else built-in defaults).",
+    ),
 ]
 ModelOption = Annotated[str, typer.Option("--model", help="MLflow model URI.")]
 DataOption = Annotated[Path, typer.Option("--data", help="Folder holding the CRM export.")]
@@ -57,6 +68,24 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(code=2) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _data_params(params: Path | None, data: Path) -> Params:
+    """Params for a command reading ``data``: ``--params``, else the export's own params.yaml.
+
+    ``stageml import`` writes the export's taxonomy and horizon beside it; reading the
+    defaults instead would reject its stage names. The choice is printed, never silent.
+    """
+    from stageml.config import load_params
+
+    if params is None and (data / "params.yaml").is_file():
+        params = data / "params.yaml"
+        err_console.print(
+            f"[dim]note:[/] using {params} (found beside the export; --params overrides it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return load_params(params)
 
 
 @app.command("simulate")
@@ -89,6 +118,13 @@ def simulate_command(
         ),
     ] = 0.0,
     params: ParamsOption = None,
+    messy: Annotated[
+        bool,
+        typer.Option(
+            "--messy",
+            help="Write CSVs carrying the faults real exports carry (README, 'Messy exports').",
+        ),
+    ] = False,
 ) -> None:
     """Write a simulated CRM export (with its true stage path) for demos and tests."""
     # Imported here so the command stays one self-contained block of this file.
@@ -104,6 +140,11 @@ def simulate_command(
         randomised_share=touch_trial,
         trial_horizon_days=settings.labels.horizon.days,
     )
+    if messy:
+        _write_messy(
+            out, buyers, settings.seed if seed is None else seed, settings.stages, start, end
+        )
+        return
     simulate_to_folder(
         buyers,
         seed=settings.seed if seed is None else seed,
@@ -127,11 +168,25 @@ def simulate_command(
     console.print(table)
 
 
+def _write_messy(
+    out: Path, buyers: int, seed: int, stages: tuple[str, ...], start: str, end: str
+) -> None:
+    """``simulate --messy``: the faulty CSVs, the clean truth, and what was injected."""
+    from stageml.data.io import write_table
+    from stageml.data.messy import injected_table, write_messy
+    from stageml.data.simulate import simulate
+
+    export = simulate(buyers, seed=seed, stages=stages, start=start, end=end)
+    result = write_messy(export, out, seed=seed, stages=stages)
+    write_table(export.truth, out / "truth.parquet")
+    console.print(injected_table(result, title=f"messy export in {out} (CSV)"))
+
+
 @app.command("validate")
 @friendly_errors
 def validate_command(
     data: Annotated[Path, typer.Option("--data", help="Folder holding the CRM export.")],
-    params: ParamsOption = None,
+    params: DataParamsOption = None,
     rejects: Annotated[
         Path | None,
         typer.Option(
@@ -146,10 +201,9 @@ def validate_command(
     the export breaks the contract (the message names file, column, rows and the fix).
     """
     # Imported here so the command stays one self-contained block of this file.
-    from stageml.config import load_params
     from stageml.data.validate import load_export, summary_table, write_rejects
 
-    settings = load_params(params)
+    settings = _data_params(params, data)
     export = load_export(data, stages=settings.stages)
     console.print(summary_table(export))
     for warning in export.warnings:
@@ -182,17 +236,16 @@ def features_command(
         list[str], typer.Option("--as-of", help="As-of instant(s); features see only earlier rows.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Output table, .parquet or .csv.")],
-    params: ParamsOption = None,
+    params: DataParamsOption = None,
 ) -> None:
     """Point-in-time features per buyer and as-of instant (vocabulary fitted on this export)."""
     import pandas as pd
 
-    from stageml.config import load_params
     from stageml.data.io import write_table
     from stageml.features.engine import build_features
     from stageml.features.vocabulary import fit_vocabulary
 
-    settings = load_params(params)
+    settings = _data_params(params, data)
     export = _load_checked(data, settings.stages)
     # Fitted on the rows before the last as-of instant: later rows never change the columns.
     last = max(t.tz_convert(None) if t.tzinfo else t for t in map(pd.Timestamp, as_of))
@@ -218,7 +271,7 @@ def features_command(
 @friendly_errors
 def train_command(
     data: DataOption,
-    params: ParamsOption = None,
+    params: DataParamsOption = None,
     tracking_uri: TrackingOption = None,
     experiment: Annotated[
         str, typer.Option("--experiment", help="MLflow experiment name.")
@@ -231,13 +284,12 @@ def train_command(
     ] = None,
 ) -> None:
     """Backtest, calibrate, log to MLflow and register the stage + inflection model."""
-    from stageml.config import load_params
     from stageml.data.io import write_json
     from stageml.models.train import level_note, train
     from stageml.tracking.runs import log_training, resolve_tracking_uri
     from stageml.tracking.tables import metrics_table
 
-    settings = load_params(params)
+    settings = _data_params(params, data)
     export = _load_checked(data, settings.stages, require_stage_history=True)
     result = train(export, settings, progress=lambda msg: err_console.print(f"[dim]{msg}[/]"))
     uri = resolve_tracking_uri(tracking_uri)
@@ -601,7 +653,10 @@ def _print_touches(touches: Any, n: int) -> None:
 @app.command("top")
 @friendly_errors
 def top_command(
-    scores: Annotated[Path, typer.Option("--scores", help="Output of 'stageml score'.")],
+    scores: Annotated[
+        Path,
+        typer.Option("--scores", exists=True, dir_okay=False, help="Output of 'stageml score'."),
+    ],
     n: Annotated[int, typer.Option("--n", min=1, help="How many buyers.")] = 10,
 ) -> None:
     """Show the buyers most likely to move to a later stage soon, with their reasons."""

@@ -24,6 +24,11 @@ SUFFIXES = (".parquet", ".csv")
 # Identifiers and free-text vocabularies are always read as strings: a numeric-looking
 # buyer id ("00042") must survive the round trip unchanged.
 STRING_COLUMNS = ("buyer_id", "activity", "channel", "direction", "stage")
+# Excel in many European locales saves "CSV" with ';'; tab and '|' exports exist too.
+CSV_DELIMITERS = (",", ";", "\t", "|")
+# Spreadsheet tools write UTF-8 with a byte-order mark; without "-sig" it would become part
+# of the first column's name ("\ufeffbuyer_id") and the column would be "missing".
+CSV_ENCODING = "utf-8-sig"
 
 
 def find_table(folder: str | Path, name: str) -> Path | None:
@@ -39,25 +44,50 @@ def find_table(folder: str | Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
+def csv_header(path: str | Path) -> tuple[str, list[str]]:
+    """Return the field separator of a CSV and its column names.
+
+    The separator is the one of ``CSV_DELIMITERS`` most used in the header line (comma when
+    none occurs). Deciding on the header alone keeps the choice independent of the data
+    rows and the same for every reader (pandas here, DuckDB in batch scoring).
+    """
+    with open(path, encoding=CSV_ENCODING, errors="replace", newline="") as handle:
+        line = handle.readline()
+    best = max(CSV_DELIMITERS, key=line.count)  # ties go to the earlier, i.e. comma
+    sep = best if line.count(best) else ","
+    try:
+        columns = pd.read_csv(path, sep=sep, encoding=CSV_ENCODING, nrows=0).columns
+    except pd.errors.EmptyDataError as exc:
+        raise ContractError(
+            file=str(path),
+            problem="the file is empty (no header, no rows)",
+            fix="export the table again with a header row",
+        ) from exc
+    return sep, [str(c) for c in columns]
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet table, keeping contract text columns as strings."""
+    """Read a CSV or Parquet table, keeping contract text columns as strings.
+
+    CSV: UTF-8 with or without a byte-order mark, separator from :func:`csv_header`.
+    A row with more fields than the header keeps its first ones (the extra trailing fields
+    are ignored, as extra columns are); a row with fewer has the missing ones empty, so
+    the row checks reject it if a required value is missing. Every data row stays a row.
+    """
     file = Path(path)
     if file.suffix == ".parquet":
         frame = pd.read_parquet(file)
     elif file.suffix == ".csv":
-        try:
-            frame = pd.read_csv(
-                file,
-                dtype={c: "string" for c in STRING_COLUMNS},
-                keep_default_na=False,
-                na_values=[""],
-            )
-        except pd.errors.EmptyDataError as exc:
-            raise ContractError(
-                file=str(file),
-                problem="the file is empty (no header, no rows)",
-                fix="export the table again with a header row",
-            ) from exc
+        sep, header = csv_header(file)
+        frame = pd.read_csv(
+            file,
+            sep=sep,
+            encoding=CSV_ENCODING,
+            usecols=range(len(header)),
+            dtype={c: "string" for c in STRING_COLUMNS},
+            keep_default_na=False,
+            na_values=[""],
+        )
     else:
         raise ContractError(
             file=str(file),

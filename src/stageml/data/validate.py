@@ -3,174 +3,66 @@
 Two kinds of problem are handled differently, because they call for different repairs:
 
 * **Contract problems** mean the export itself is wrong: a missing file or required
-  column, an empty table, a timestamp column that is not ISO-8601, stage names outside the
-  taxonomy, duplicate stage rows, duplicate buyer ids. They raise
+  column, an empty table, a timestamp column mostly unparseable or written month-first,
+  stage names outside the taxonomy, duplicate buyer ids. They raise
   :class:`~stageml.errors.ContractError` naming the file, column, first rows and the fix,
   since any model built on such an export would be silently wrong.
 * **Row problems** (a null id, one unparseable timestamp, a null activity, an invalid
-  direction, an exact duplicate interaction) affect single rows. Those rows are skipped and
+  direction, a row dated after its file was written, an exact duplicate interaction or
+  stage row, a stage row contradicted by a later-listed one at the same instant) affect
+  single rows. Those rows are skipped and
   recorded in the rejects table with a reason, so every input row is accounted for:
   ``accepted + rejected == input rows`` for every table.
 
 Row numbers, everywhere (messages and the rejects table), are 1-based data rows in file
-order; the header is not counted, so "row 3" is the third data row of the file.
+order; the header is not counted, so "row 3" is the third data row of the file. How messy
+CSVs are read (encoding, separator, ragged rows) is :func:`stageml.data.io.read_table`'s
+business; the row checks themselves live in :mod:`stageml.data.checks`.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from rich.table import Table
 
 from stageml.config import DEFAULT_STAGES
+from stageml.data.checks import Checked, check_buyers, check_interactions, check_stage_history
+from stageml.data.contract import (
+    REQUIRED_COLUMNS,
+    BuyersSchema,
+    Export,
+    InteractionsSchema,
+    StageHistorySchema,
+    TableReport,
+    exactly,
+)
 from stageml.data.io import TABLES, find_table, read_table, write_table
 from stageml.data.pandera_quiet import pa
+from stageml.data.parse import (
+    ROWS_NOTE,
+    SHOWN,
+    STRING,
+)
 from stageml.errors import ContractError
 
-STRING = pd.StringDtype()
-# pandas 3 parses timestamps to microseconds; one unit everywhere keeps merge_asof keys
-# compatible and int64 views comparable across tables.
-TIMESTAMP = np.dtype("datetime64[us]")
-DIRECTIONS = ("inbound", "outbound")
-UNKNOWN_CHANNEL = "unknown"
-# Above this share of empty or unparseable values a timestamp column is in the wrong
-# format (a day-first export, epoch seconds): rejecting most rows would hide that.
-MAX_UNPARSEABLE_SHARE = 0.5
-_SHOWN = 5
-_ROWS_NOTE = "(rows are data rows counted from 1; the header is not counted)"
-
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "interactions": ("buyer_id", "occurred_at", "activity"),
-    "buyers": ("buyer_id",),
-    "stage_history": ("buyer_id", "stage", "entered_at"),
-}
-INTERACTION_KEYS = ("buyer_id", "occurred_at", "activity", "channel", "direction")
-STAGE_KEYS = ("buyer_id", "stage", "entered_at")
-REJECT_COLUMNS = ("table", "row", "buyer_id", "reason")
-
-
-def _exactly(dtype: Any) -> pa.Check:
-    # pandera accepts object columns as strings and ignores the datetime unit; downstream
-    # code relies on the exact dtype, so check it explicitly.
-    return pa.Check(lambda s: s.dtype == dtype, error=f"dtype is exactly {dtype}")
-
-
-def _column(
-    dtype: Any, *checks: pa.Check, nullable: bool = False, unique: bool = False
-) -> pa.Column:
-    return pa.Column(dtype, [_exactly(dtype), *checks], nullable=nullable, unique=unique)
-
-
-_RANGE_INDEX = pa.Check(
-    lambda df: df.index.equals(pd.RangeIndex(len(df))), error="index is a RangeIndex from 0"
-)
-
-InteractionsSchema = pa.DataFrameSchema(
-    {
-        "buyer_id": _column(STRING),
-        "occurred_at": _column(TIMESTAMP),
-        "activity": _column(STRING),
-        "channel": _column(STRING),
-        "direction": _column(STRING, pa.Check.isin(DIRECTIONS), nullable=True),
-    },
-    checks=[_RANGE_INDEX],
-    strict=True,
-    ordered=True,
-    name="interactions",
-)
-BuyersSchema = pa.DataFrameSchema(
-    {"buyer_id": _column(STRING, unique=True)}, checks=[_RANGE_INDEX], name="buyers"
-)
-# The stage vocabulary comes from params; load_export adds the taxonomy check per call.
-StageHistorySchema = pa.DataFrameSchema(
-    {"buyer_id": _column(STRING), "stage": _column(STRING), "entered_at": _column(TIMESTAMP)},
-    checks=[_RANGE_INDEX],
-    unique=list(STAGE_KEYS),
-    strict=True,
-    ordered=True,
-    name="stage_history",
-)
-
-
-@dataclass(frozen=True)
-class TableReport:
-    """Row accounting for one table: ``accepted_rows + sum(rejected.values()) == input_rows``."""
-
-    table: str
-    path: str
-    input_rows: int
-    accepted_rows: int
-    rejected: dict[str, int]
-
-    @property
-    def rejected_rows(self) -> int:
-        """Rows rejected for any reason."""
-        return sum(self.rejected.values())
-
-
-@dataclass(frozen=True, eq=False)
-class Export:
-    """A CRM export that passed the contract checks, plus what was rejected and why.
-
-    Attributes
-    ----------
-    interactions
-        ``buyer_id`` string, ``occurred_at`` datetime64[us] (UTC, tz-naive), ``activity``
-        string, ``channel`` string (``"unknown"`` when absent), ``direction`` string
-        ``"inbound"``/``"outbound"`` or <NA> when unknown. Sorted by buyer_id, occurred_at,
-        activity, channel, direction; RangeIndex.
-    buyers
-        ``buyer_id`` string (unique) then the attribute columns, text as string and numbers
-        kept numeric; sorted by buyer_id. None when the export has no buyers table.
-    stage_history
-        ``buyer_id`` string, ``stage`` string (in the taxonomy), ``entered_at``
-        datetime64[us] (UTC, tz-naive); sorted by buyer_id, entered_at, stage order. None
-        when the export has no stage history.
-    rejects
-        One row per rejected input row: ``table``, ``row`` (1-based data row in its file),
-        ``buyer_id`` (may be <NA>), ``reason``.
-    reports
-        Row accounting per table, in the order interactions, buyers, stage_history.
-    warnings
-        Problems worth a look that do not stop the run.
-    sources
-        The file each table was read from.
-
-    """
-
-    interactions: pd.DataFrame
-    buyers: pd.DataFrame | None
-    stage_history: pd.DataFrame | None
-    rejects: pd.DataFrame
-    reports: tuple[TableReport, ...]
-    warnings: tuple[str, ...]
-    sources: dict[str, Path]
-
-    @cached_property
-    def buyer_ids(self) -> frozenset[str]:
-        """Every buyer id seen in any table, accepted or rejected rows alike.
-
-        Callers check against it that every input buyer ends up scored or explained.
-        """
-        frames = (self.interactions, self.buyers, self.stage_history, self.rejects)
-        ids = pd.concat([f["buyer_id"] for f in frames if f is not None], ignore_index=True)
-        return frozenset(ids.dropna().unique().tolist())
-
-
-class _Checked(NamedTuple):
-    """A table after its row checks."""
-
-    clean: pd.DataFrame  # accepted rows, sorted, RangeIndex
-    buyer_id: pd.Series  # normalised id of every input row, for the rejects table
-    reason: np.ndarray  # per input row: index into ``reasons``, or -1 when accepted
-    reasons: tuple[str, ...]
+# Re-exported: callers import the result types from the module that produces them.
+__all__ = [
+    "SOURCE_ROW",
+    "STRING",
+    "Export",
+    "InteractionsSchema",
+    "StageHistorySchema",
+    "TableReport",
+    "load_export",
+    "summary_table",
+    "validate_frames",
+    "write_rejects",
+]
 
 
 def load_export(
@@ -224,19 +116,19 @@ def validate_frames(
     ``_source_row`` column (1-based row in the original file, added by the partitioned
     readers), rejects report that row number instead of the position in the partition.
     """
-    checkers: dict[str, Callable[[pd.DataFrame, str], _Checked]] = {
-        "interactions": _check_interactions,
-        "buyers": _check_buyers,
-        "stage_history": lambda frame, file: _check_stage_history(frame, file, tuple(stages)),
+    checkers: dict[str, Callable[[pd.DataFrame, str], Checked]] = {
+        "interactions": check_interactions,
+        "buyers": check_buyers,
+        "stage_history": lambda frame, file: check_stage_history(frame, file, tuple(stages)),
     }
     schemas = {
         "interactions": InteractionsSchema,
         "buyers": BuyersSchema,
         "stage_history": StageHistorySchema.update_column(
-            "stage", checks=[_exactly(STRING), pa.Check.isin(list(stages))]
+            "stage", checks=[exactly(STRING), pa.Check.isin(list(stages))]
         ),
     }
-    checked: dict[str, _Checked] = {}
+    checked: dict[str, Checked] = {}
     rows: dict[str, np.ndarray | None] = {}
     for name in TABLES:
         if name in raw:
@@ -381,224 +273,7 @@ def _require_columns(raw: pd.DataFrame, table: str, file: str) -> None:
     )
 
 
-# --- the row checks, one function per table -----------------------------------------
-
-
-def _check_interactions(raw: pd.DataFrame, file: str) -> _Checked:
-    n = len(raw)
-    occurred_at, ts_missing, ts_bad = _parse_timestamps(raw["occurred_at"], file, "occurred_at")
-    direction = _optional_text(raw, "direction").str.lower()
-    channel = _optional_text(raw, "channel")
-    frame = pd.DataFrame(
-        {
-            "buyer_id": _text(raw["buyer_id"]),
-            "occurred_at": occurred_at,
-            "activity": _text(raw["activity"]),
-            "channel": channel.fillna(UNKNOWN_CHANNEL),
-            "direction": direction,
-        }
-    )
-    reasons = (
-        "missing_buyer_id",
-        "missing_occurred_at",
-        "unparseable_occurred_at",
-        "missing_activity",
-        "invalid_direction",
-        "duplicate_interaction",
-    )
-    reason = _first_failure(
-        [
-            _isna(frame["buyer_id"]),
-            ts_missing,
-            ts_bad,
-            _isna(frame["activity"]),
-            (direction.notna() & ~direction.isin(DIRECTIONS)).to_numpy(dtype=bool),
-        ],
-        n,
-    )
-    # Exact repeats (CRM sync artefacts) would double-count activity: keep the first.
-    position = np.flatnonzero(reason < 0)
-    accepted = frame.iloc[position].reset_index(drop=True)
-    ordered = accepted.sort_values(list(INTERACTION_KEYS))  # stable: ties keep file order
-    repeat = _repeats_previous_row(ordered, INTERACTION_KEYS)
-    reason[position[ordered.index.to_numpy()[repeat]]] = len(reasons) - 1
-    clean = ordered.loc[~repeat].reset_index(drop=True)
-    return _Checked(clean, frame["buyer_id"], reason, reasons)
-
-
-def _check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) -> _Checked:
-    entered_at, ts_missing, ts_bad = _parse_timestamps(raw["entered_at"], file, "entered_at")
-    frame = pd.DataFrame(
-        {"buyer_id": _text(raw["buyer_id"]), "stage": _text(raw["stage"]), "entered_at": entered_at}
-    )
-    _require_known_stages(frame["stage"], stages, file)
-    reasons = ("missing_buyer_id", "missing_entered_at", "unparseable_entered_at", "missing_stage")
-    reason = _first_failure(
-        [_isna(frame["buyer_id"]), ts_missing, ts_bad, _isna(frame["stage"])], len(frame)
-    )
-    accepted = reason < 0
-    repeated = _positions_of_repeats(frame, accepted, STAGE_KEYS)
-    if len(repeated):
-        raise ContractError(
-            file=file,
-            column="stage",
-            rows=(repeated[:_SHOWN] + 1).tolist(),
-            problem=f"{len(repeated)} rows repeat the same (buyer_id, stage, entered_at) "
-            f"{_ROWS_NOTE}; duplicated stage history usually means a bad join in the export",
-            fix="keep one row per buyer_id, stage and entered_at",
-        )
-    rank = frame["stage"].map({s: i for i, s in enumerate(stages)})
-    clean = (
-        frame.loc[accepted]
-        .assign(_rank=rank[accepted])
-        .sort_values(["buyer_id", "entered_at", "_rank"], ignore_index=True)
-        .drop(columns="_rank")
-    )
-    return _Checked(clean, frame["buyer_id"], reason, reasons)
-
-
-def _check_buyers(raw: pd.DataFrame, file: str) -> _Checked:
-    buyer_id = _text(raw["buyer_id"])
-    reasons = ("missing_buyer_id",)
-    reason = _first_failure([_isna(buyer_id)], len(raw))
-    accepted = reason < 0
-    repeated = _positions_of_repeats(buyer_id.to_frame(), accepted, ("buyer_id",))
-    if len(repeated):
-        shown = buyer_id.iloc[repeated].unique()[:_SHOWN].tolist()
-        raise ContractError(
-            file=file,
-            column="buyer_id",
-            rows=(repeated[:_SHOWN] + 1).tolist(),
-            problem=f"{len(repeated)} rows share a buyer_id with another row, e.g. {shown} "
-            f"{_ROWS_NOTE}; a buyer's attributes must be unambiguous",
-            fix="keep one row per buyer_id (aggregate or pick the latest attributes first)",
-        )
-    attributes = raw.drop(columns="buyer_id")
-    for column in attributes.columns:
-        values = attributes[column]
-        if pd.api.types.is_object_dtype(values) or isinstance(
-            values.dtype, pd.StringDtype | pd.CategoricalDtype
-        ):
-            attributes[column] = values.astype(STRING)
-    frame = pd.concat([buyer_id.rename("buyer_id"), attributes], axis=1)
-    clean = frame.loc[accepted].sort_values("buyer_id", ignore_index=True)
-    return _Checked(clean, buyer_id, reason, reasons)
-
-
-# --- shared pieces --------------------------------------------------------------------
-
-
-def _text(values: pd.Series) -> pd.Series:
-    """Strip and treat blank as missing: "  " is no more an id than an empty cell."""
-    return values.astype(STRING).str.strip().replace("", pd.NA)
-
-
-def _optional_text(raw: pd.DataFrame, column: str) -> pd.Series:
-    """Return an optional text column, all <NA> when the export lacks it."""
-    if column in raw.columns:
-        return _text(raw[column])
-    return pd.Series(pd.NA, index=raw.index, dtype=STRING)
-
-
-def _isna(values: pd.Series) -> np.ndarray:
-    mask: np.ndarray = values.isna().to_numpy(dtype=bool)
-    return mask
-
-
-def _parse_timestamps(
-    raw: pd.Series, file: str, column: str
-) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-    """Timestamps as UTC, tz-naive, plus masks of empty and of unparseable values.
-
-    Offsets are converted to UTC; values without one are taken as UTC. Parquet timestamp
-    columns (tz-aware or naive) are used as they are. A column in which no value, or more
-    than half of the values, fails to parse is in the wrong format: that raises, rather
-    than rejecting most of the table row by row.
-    """
-    if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        parsed = raw.dt.tz_convert("UTC").dt.tz_localize(None)
-        missing = _isna(raw)
-    elif pd.api.types.is_datetime64_dtype(raw):
-        parsed, missing = raw, _isna(raw)
-    else:
-        text = _text(raw)
-        missing = _isna(text)
-        parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").dt.tz_localize(
-            None
-        )
-    parsed = parsed.astype(TIMESTAMP)
-    bad = _isna(parsed) & ~missing
-    failed = int(missing.sum() + bad.sum())
-    if failed == len(raw) or failed > MAX_UNPARSEABLE_SHARE * len(raw):
-        rows = np.flatnonzero(bad if bad.any() else missing)
-        examples = raw[bad].astype(STRING).unique()[:3].tolist()
-        raise ContractError(
-            file=file,
-            column=column,
-            rows=(rows[:_SHOWN] + 1).tolist(),
-            problem=f"{failed:,} of {len(raw):,} values ({failed / len(raw):.0%}) are not "
-            f"ISO-8601 timestamps ({int(bad.sum()):,} unparseable, e.g. {examples}; "
-            f"{int(missing.sum()):,} empty) {_ROWS_NOTE}",
-            fix="write timestamps as ISO-8601, e.g. 2024-03-01T14:05:00Z or "
-            "2024-03-01 14:05:00+01:00 (values without an offset are taken as UTC)",
-        )
-    return parsed, missing, bad
-
-
-def _require_known_stages(stage: pd.Series, stages: tuple[str, ...], file: str) -> None:
-    unknown = (stage.notna() & ~stage.isin(stages)).to_numpy(dtype=bool)
-    if not unknown.any():
-        return
-    counts = stage[unknown].value_counts()
-    found = ", ".join(f"'{name}' ({count} rows)" for name, count in counts.head(_SHOWN).items())
-    raise ContractError(
-        file=file,
-        column="stage",
-        rows=(np.flatnonzero(unknown)[:_SHOWN] + 1).tolist(),
-        problem=f"{int(unknown.sum())} rows use stage names outside the taxonomy: {found}; "
-        f"expected one of {list(stages)} {_ROWS_NOTE}",
-        fix="map these names onto the taxonomy in the export, or add them, in buying "
-        "order, to 'stages' in params.yaml",
-    )
-
-
-def _first_failure(failures: Sequence[np.ndarray], n: int) -> np.ndarray:
-    """Index of the first failed check per row, -1 when all pass.
-
-    One reason per row, so that rejected counts per reason add up to the rejected rows.
-    """
-    reason = np.full(n, -1, dtype=np.int8)
-    for index, failed in enumerate(failures):
-        reason[(reason < 0) & failed] = index
-    return reason
-
-
-def _repeats_previous_row(ordered: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
-    """Rows equal to the row before them on ``keys`` (missing equals missing).
-
-    On rows sorted stably by ``keys`` this is ``duplicated(keep="first")`` in file order,
-    without hashing the keys again after the sort.
-    """
-    same = np.zeros(len(ordered), dtype=bool)
-    same[1:] = True
-    for key in keys:
-        now = ordered[key].iloc[1:].reset_index(drop=True)
-        before = ordered[key].iloc[:-1].reset_index(drop=True)
-        equal = (now == before).fillna(False) | (now.isna() & before.isna())
-        same[1:] &= equal.to_numpy(dtype=bool)
-    return same
-
-
-def _positions_of_repeats(
-    frame: pd.DataFrame, among: np.ndarray, keys: Sequence[str]
-) -> np.ndarray:
-    """Positions of all ``among`` rows that share ``keys`` with another such row."""
-    repeated = np.zeros(len(frame), dtype=bool)
-    repeated[among] = frame.loc[among, list(keys)].duplicated(keep=False).to_numpy()
-    return np.flatnonzero(repeated)
-
-
-def _require_accepted(checked: _Checked, file: str) -> None:
+def _require_accepted(checked: Checked, file: str) -> None:
     # Every row rejected is a format problem (wrong column filled, say), not bad luck.
     if (checked.reason < 0).any():
         return
@@ -606,14 +281,14 @@ def _require_accepted(checked: _Checked, file: str) -> None:
     found = ", ".join(f"{r}: {c}" for r, c in zip(checked.reasons, counts, strict=True) if c)
     raise ContractError(
         file=file,
-        rows=list(range(1, min(len(checked.reason), _SHOWN) + 1)),
+        rows=list(range(1, min(len(checked.reason), SHOWN) + 1)),
         problem=f"none of the {len(checked.reason):,} rows passed the row checks ({found}) "
-        f"{_ROWS_NOTE}",
+        f"{ROWS_NOTE}",
         fix="check that the columns hold what the data contract says (see README)",
     )
 
 
-def _report(table: str, path: str, checked: _Checked) -> TableReport:
+def _report(table: str, path: str, checked: Checked) -> TableReport:
     rejected = checked.reason[checked.reason >= 0]
     counts = np.bincount(rejected, minlength=len(checked.reasons))
     return TableReport(
@@ -625,7 +300,7 @@ def _report(table: str, path: str, checked: _Checked) -> TableReport:
     )
 
 
-def _rejects(table: str, checked: _Checked, source_rows: np.ndarray | None = None) -> pd.DataFrame:
+def _rejects(table: str, checked: Checked, source_rows: np.ndarray | None = None) -> pd.DataFrame:
     positions = np.flatnonzero(checked.reason >= 0)
     reasons = np.asarray(checked.reasons, dtype=object)[checked.reason[positions]]
     rows = source_rows[positions] if source_rows is not None else positions + 1
@@ -639,17 +314,28 @@ def _rejects(table: str, checked: _Checked, source_rows: np.ndarray | None = Non
     )
 
 
-def _warnings(checked: Mapping[str, _Checked], sources: Mapping[str, Path]) -> list[str]:
+def _warnings(checked: Mapping[str, Checked], sources: Mapping[str, Path]) -> list[str]:
     if "stage_history" not in checked:
         return []
-    labelled = pd.Index(checked["stage_history"].clean["buyer_id"].unique())
+    history = checked["stage_history"]
+    warnings = []
+    counts = np.bincount(history.reason[history.reason >= 0], minlength=len(history.reasons))
+    repeats = dict(zip(history.reasons, counts.tolist(), strict=True))
+    if repeats["duplicate_stage_row"] or repeats["conflicting_stage_row"]:
+        warnings.append(
+            f"{sources['stage_history']}: {repeats['duplicate_stage_row']} exact repeat(s) of "
+            f"a stage row and {repeats['conflicting_stage_row']} row(s) contradicted by a "
+            "later-listed row (same buyer_id and entered_at, an earlier stage: the later-listed "
+            "row wins) were set aside (see the rejects file)"
+        )
+    labelled = pd.Index(history.clean["buyer_id"].unique())
     absent = labelled.difference(pd.Index(checked["interactions"].clean["buyer_id"].unique()))
-    if absent.empty:
-        return []
-    shown = ", ".join(str(b) for b in absent[:10])
-    more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
-    return [
-        f"{sources['stage_history']}: {len(absent)} buyer(s) in stage_history have no accepted "
-        f"interactions in {sources['interactions']}: {shown}{more}. They have stage labels "
-        "but no features; check that both tables come from the same export"
-    ]
+    if not absent.empty:
+        shown = ", ".join(str(b) for b in absent[:10])
+        more = f" and {len(absent) - 10} more" if len(absent) > 10 else ""
+        warnings.append(
+            f"{sources['stage_history']}: {len(absent)} buyer(s) in stage_history have no "
+            f"accepted interactions in {sources['interactions']}: {shown}{more}. They have "
+            "stage labels but no features; check that both tables come from the same export"
+        )
+    return warnings

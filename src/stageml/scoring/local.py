@@ -25,6 +25,7 @@ from joblib import Parallel, delayed
 
 from stageml.data.io import (
     atomic_path,
+    csv_header,
     find_table,
     fingerprint,
     sql_escape,
@@ -167,7 +168,15 @@ def _numbered(path: Path) -> tuple[str, bool]:
 def _reader(path: Path) -> str:
     literal = sql_escape(str(path))
     if path.suffix == ".csv":
-        return f"read_csv('{literal}', all_varchar = true, header = true)"
+        # The separator and the ragged-row rule are read_table's, so that validate, train
+        # and score read the same rows from a messy CSV (extra fields dropped, missing ones
+        # empty).
+        sep, header = csv_header(path)
+        columns = ", ".join('"' + c.replace('"', '""') + '"' for c in header)
+        return (
+            f"(SELECT {columns} FROM read_csv('{literal}', all_varchar = true, header = true, "
+            f"delim = '{sql_escape(sep)}', strict_mode = false, null_padding = true))"
+        )
     return f"read_parquet('{literal}')"
 
 

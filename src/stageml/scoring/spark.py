@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from stageml.data.io import atomic_path
+from stageml.data.io import atomic_path, csv_header
 from stageml.data.validate import SOURCE_ROW
 from stageml.models.bundle import StageModel
 from stageml.scoring.local import (
@@ -230,7 +230,9 @@ def _read_numbered(spark: SparkSession, path: Path) -> tuple[DataFrame, int]:
         frame = spark.read.parquet(str(path))
         numbered = frame.select("*", (F.col("_metadata.row_index") + 1).alias(SOURCE_ROW))
         return numbered, frame.count()  # from the footers: no data is read
-    frame = spark.read.csv(str(path), header=True, inferSchema=False)
+    # The separator of read_table (sniffed from the header); Spark's default PERMISSIVE
+    # mode already applies its ragged-row rule (extra fields dropped, missing ones null).
+    frame = spark.read.csv(str(path), header=True, inferSchema=False, sep=csv_header(path)[0])
     # monotonically_increasing_id = split index << 33 | position in split; the row number
     # adds the rows of all earlier splits, counted by a first (JVM-only) pass.
     tagged = frame.withColumn("_split", F.spark_partition_id()).withColumn(

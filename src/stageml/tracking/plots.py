@@ -1,8 +1,9 @@
-"""Figures for training runs: confusion matrix, reliability curve, per-stage importance."""
+"""Figures for training runs: confusion matrix, calibration row, per-stage importance."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 # No matplotlib.use() here: importing stageml must not change a notebook's backend; with no
 # display (jobs, CI) matplotlib falls back to Agg by itself.
@@ -11,7 +12,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from stageml.models.bundle import StageModel
 from stageml.models.estimators import CalibratedLGBM
+from stageml.models.metrics import reliability_curve
 
 
 def confusion_figure(confusion: np.ndarray, stages: Sequence[str]) -> Figure:
@@ -41,20 +44,74 @@ def confusion_figure(confusion: np.ndarray, stages: Sequence[str]) -> Figure:
     return fig
 
 
-def reliability_figure(curves: dict[str, dict[str, list[float]]], title: str) -> Figure:
+Curve = dict[str, list[float]]
+
+
+def calibration_curves(model: StageModel, test: pd.DataFrame) -> dict[str, dict[str, Curve]]:
+    """Reliability on the test period of each model, on the rows it is fitted for.
+
+    Stage model: top-label confidence against accuracy, and every stage's probability
+    against its one-vs-rest outcome, pooled. Inflection model: raw and calibrated, on the
+    labelled rows of ``params.train.inflection_fit.rows`` (by default the buyers who can
+    still advance), before the product zeroes the final stage; that is the model's own
+    calibration, which the zeroed rows would flatter.
+    """
+    stage_rows = test[test["stage_index"].notna()]
+    y = stage_rows["stage_index"].astype(int).to_numpy()
+    proba = model.stage_model.predict_proba(stage_rows[model.feature_names])
+    top = proba.argmax(axis=1)
+    onehot = np.eye(proba.shape[1])[y]
+    own = test["inflection"].notna()
+    if model.params.train.inflection_fit.rows == "can_advance":
+        own &= test["can_advance"].fillna(False).astype(bool)
+    rows = test[own]
+    raw = model.inflection_model.predict_proba_raw(rows[model.feature_names])
+    outcome = rows["inflection"].astype(int).to_numpy()
+    return {
+        "stage": {
+            "top label": reliability_curve((top == y).astype(float), proba.max(axis=1)),
+            "every stage, pooled": reliability_curve(onehot.ravel(), proba.ravel()),
+        },
+        "inflection": {
+            "calibrated": reliability_curve(outcome, model.inflection_model.calibrate(raw)[:, 1]),
+            "raw": reliability_curve(outcome, raw[:, 1]),
+        },
+    }
+
+
+def reliability_figure(curves: dict[str, Curve], title: str) -> Figure:
     """Observed rate vs predicted probability for each curve, with the diagonal."""
     fig, ax = plt.subplots(figsize=(5, 5))
+    _reliability_axes(ax, curves, title)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(curves: dict[str, dict[str, Curve]]) -> Figure:
+    """One row: the stage model's reliability beside the inflection model's own."""
+    titles = {"stage": "Stage model", "inflection": "Inflection model (its own rows)"}
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 5), squeeze=False)
+    for ax, (task, task_curves) in zip(axes[0], curves.items(), strict=True):
+        _reliability_axes(ax, task_curves, titles.get(task, task))
+    fig.tight_layout()
+    return fig
+
+
+def _reliability_axes(ax: Any, curves: dict[str, Curve], title: str) -> None:
+    """Draw the curves and the diagonal; marker area grows with the rows in the bin."""
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfect")
     for name, curve in curves.items():
-        ax.plot(curve["predicted"], curve["observed"], marker="o", label=name)
+        (line,) = ax.plot(curve["predicted"], curve["observed"], label=name)
+        # A stray point from a handful of rows should look like one.
+        counts = np.asarray(curve["count"])
+        sizes = 8 + 160 * np.sqrt(counts / max(counts.max(initial=0), 1))
+        ax.scatter(curve["predicted"], curve["observed"], s=sizes, color=line.get_color())
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("observed rate")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    return fig
 
 
 def per_class_gain(model: CalibratedLGBM, class_names: Sequence[str]) -> pd.DataFrame:
@@ -89,7 +146,7 @@ def importance_figure(gain: pd.DataFrame, top: int = 12) -> Figure:
 
 def training_figures(
     confusion: np.ndarray,
-    reliability: dict[str, dict[str, list[float]]],
+    calibration: dict[str, dict[str, Curve]],
     stage_model: CalibratedLGBM,
     inflection_model: CalibratedLGBM,
     stages: Sequence[str],
@@ -97,7 +154,7 @@ def training_figures(
     """Return the standard figures of a training run, keyed by file stem."""
     return {
         "confusion_matrix": confusion_figure(confusion, stages),
-        "reliability": reliability_figure(reliability, "Inflection: raw vs calibrated"),
+        "reliability": calibration_figure(calibration),
         "importance_stage": importance_figure(per_class_gain(stage_model, stages)),
         "importance_inflection": importance_figure(
             per_class_gain(inflection_model, ["no", "inflection"])

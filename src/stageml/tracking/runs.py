@@ -37,7 +37,7 @@ from stageml.models.compiled import CompileError, compile_estimator
 from stageml.models.estimators import free_threads
 from stageml.models.metrics import inflection_metrics, stage_metrics
 from stageml.models.train import TrainingResult
-from stageml.tracking.plots import reliability_figure, training_figures
+from stageml.tracking.plots import calibration_curves, reliability_figure, training_figures
 from stageml.tracking.report import render_report
 
 CHAMPION = "champion"
@@ -142,7 +142,7 @@ def run_figures(result: TrainingResult, export: Export) -> dict[str, Figure]:
     model = result.model
     figures = training_figures(
         result.confusion,
-        result.reliability,
+        calibration_curves(model, result.test_frame),
         model.stage_model,
         model.inflection_model,
         model.stages,
@@ -363,7 +363,13 @@ def promote(version: int, *, tracking_uri: str, name: str = "stageml") -> None:
 def rollback(*, tracking_uri: str, name: str = "stageml") -> int:
     """Give the champion alias back to the previous champion; returns that version."""
     with _tracking(tracking_uri) as client:
-        history = _history(client, name)
+        try:
+            history = _history(client, name)
+        except MlflowException as exc:
+            raise ModelError(
+                f"no registered model '{name}' at {tracking_uri}. Fix: check --tracking-uri, "
+                "or train and register a model first ('stageml train')"
+            ) from exc
         if len(history) < 2:
             raise ModelError(
                 f"model '{name}' has no earlier champion to roll back to. Fix: use "
