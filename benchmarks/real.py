@@ -204,7 +204,7 @@ def benchmark(kind: str, src: Path) -> dict[str, Any]:
     imported = import_export(kind, src, out)
     import_s = time.perf_counter() - clock
     params = load_params(imported.params)
-    export = load_export(out, stages=params.stages, require_stage_history=True)
+    export = load_export(out, stages=params.recorded_stages, require_stage_history=True)
     clock = time.perf_counter()
     data = prepare_training(export, params)
     trained = fit_models(data, params)

@@ -28,6 +28,26 @@ def small_params() -> Params:
     return base.model_copy(update={"train": train_cfg})
 
 
+EXITS = ("lost", "disqualified")
+
+
+def exit_params() -> Params:
+    """The small params with terminal exits in the taxonomy."""
+    return small_params().model_copy(update={"exits": EXITS})
+
+
+@pytest.fixture(scope="session")
+def exit_export(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    folder = tmp_path_factory.mktemp("sim_exits")
+    write_export(simulate(1500, seed=11, exits=EXITS), folder)
+    return load_export(folder, stages=exit_params().recorded_stages)
+
+
+@pytest.fixture(scope="session")
+def exit_trained(exit_export: Export) -> TrainingResult:
+    return train(exit_export, exit_params())
+
+
 @pytest.fixture(scope="session")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("sim")

@@ -110,6 +110,7 @@ def simulate_command(
         out=out,
         fmt=fmt,
         stages=settings.stages,
+        exits=settings.exits,
         start=start,
         end=end,
         params=knobs,
@@ -150,7 +151,7 @@ def validate_command(
     from stageml.data.validate import load_export, summary_table, write_rejects
 
     settings = load_params(params)
-    export = load_export(data, stages=settings.stages)
+    export = load_export(data, stages=settings.recorded_stages)
     console.print(summary_table(export))
     for warning in export.warnings:
         err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
@@ -191,7 +192,7 @@ def features_command(
     from stageml.features.vocabulary import fit_vocabulary
 
     settings = load_params(params)
-    export = _load_checked(data, settings.stages)
+    export = _load_checked(data, settings.recorded_stages)
     vocabulary = fit_vocabulary(export.interactions, export.buyers, settings.features)
     with _progress("features") as advance:
         frame = build_features(
@@ -234,7 +235,7 @@ def train_command(
     from stageml.tracking.tables import metrics_table
 
     settings = load_params(params)
-    export = _load_checked(data, settings.stages, require_stage_history=True)
+    export = _load_checked(data, settings.recorded_stages, require_stage_history=True)
     result = train(export, settings, progress=lambda msg: err_console.print(f"[dim]{msg}[/]"))
     uri = resolve_tracking_uri(tracking_uri)
     registered = log_training(result, export, tracking_uri=uri, experiment=experiment)
@@ -437,7 +438,7 @@ def explain_command(
     from stageml.tracking.runs import resolve_model, resolve_tracking_uri
 
     bundle, version = resolve_model(model, resolve_tracking_uri(tracking_uri))
-    export = _load_checked(data, bundle.stages)
+    export = _load_checked(data, bundle.recorded_stages)
     history = export.interactions[export.interactions["buyer_id"] == buyer]
     features = bundle.features(history, [as_of], export.buyers)
     if features.empty:

@@ -12,7 +12,15 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from stageml.durations import parse_duration
 from stageml.errors import ConfigError
@@ -238,6 +246,9 @@ class Params(_Section):
     """The whole of ``params.yaml``."""
 
     stages: tuple[str, ...] = DEFAULT_STAGES
+    # Terminal exits besides the ordered stages (a lost or disqualified deal): stage_history
+    # may record them; a buyer in an exit cannot advance until a later record re-opens it.
+    exits: tuple[str, ...] = ()
     seed: int = 7
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
@@ -256,6 +267,22 @@ class Params(_Section):
         if len(set(value)) != len(value):
             raise ValueError(f"stage names must be unique, got {list(value)}")
         return tuple(value)
+
+    @field_validator("exits")
+    @classmethod
+    def _distinct_exits(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        clash = sorted(set(value) & set(info.data.get("stages", ())))
+        if clash or len(set(value)) != len(value):
+            raise ValueError(
+                f"exit names must be unique and not stage names, got {list(value)} "
+                f"(shared with stages: {clash})"
+            )
+        return tuple(value)
+
+    @property
+    def recorded_stages(self) -> tuple[str, ...]:
+        """Every name stage_history may use: the ordered stages, then the exits."""
+        return self.stages + self.exits
 
 
 def load_params(path: str | Path | None = None) -> Params:

@@ -29,11 +29,19 @@ class StageModel:
     inflection_model: CalibratedLGBM
     # Training distribution of every feature, for the drift check at scoring time.
     drift_reference: dict[str, FeatureReference] = field(default_factory=dict)
+    # The probability of leaving for an exit within the horizon; None when the taxonomy has
+    # no exits (and for models registered before exits existed).
+    exit_model: CalibratedLGBM | None = None
 
     @property
     def stages(self) -> tuple[str, ...]:
         """The ordered stage taxonomy the model predicts."""
         return self.params.stages
+
+    @property
+    def recorded_stages(self) -> tuple[str, ...]:
+        """Every name a stage history may use: the stages, then the exits."""
+        return self.params.recorded_stages
 
     @property
     def feature_names(self) -> list[str]:
@@ -85,6 +93,12 @@ class StageModel:
         out["inflection_score"] = np.where(predicted == last, 0.0, inflection_raw)
         nxt = np.minimum(predicted + 1, last)
         out["next_stage"] = pd.array(np.where(predicted == last, None, stages[nxt]), dtype="string")
+        if self.exit_model is not None:
+            exit_p = (
+                self.exit_model.predict_proba(X, threads=threads)[:, 1] if len(X) else np.zeros(0)
+            )
+            # Like the inflection: a buyer at the final stage has no open deal to lose.
+            out["exit_probability"] = np.where(predicted == last, 0.0, exit_p)
         return out
 
     def predict(

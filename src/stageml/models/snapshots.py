@@ -44,5 +44,6 @@ def build_snapshots(
         stages=params.stages,
         config=params.labels,
         data_end=end,
+        exits=params.exits,
     )
     return pd.concat([features, labels.drop(columns=list(KEYS))], axis=1)

@@ -101,12 +101,14 @@ def _booster(
     calibration: Calibration = params.train.calibration
     refit, linear, class_weight, half_life = False, None, params.train.class_weight, None
     decreasing = None
-    if task == "inflection":
+    if task in BINARY_TASKS:
+        # The exit model is fitted like the inflection model, except for cooling: going
+        # quiet is what makes a buyer leave, so elapsed time may not only lower it.
         own = params.train.inflection_fit
         calibration = own.calibration or calibration
         refit = own.refit
         linear = linear_columns(own.linear_base, columns)
-        decreasing = elapsed_columns(columns) if own.cooling else None
+        decreasing = elapsed_columns(columns) if own.cooling and task == "inflection" else None
         class_weight = own.class_weight
         if own.recency_half_life is not None:
             half_life = own.recency_half_life * params.labels.horizon
@@ -121,6 +123,10 @@ def _booster(
         decreasing_columns=decreasing,
         random_state=params.seed,
     )
+
+
+# The binary questions asked of buyers who can still advance: move on, or leave.
+BINARY_TASKS = ("inflection", "exit")
 
 
 def linear_columns(rule: str, columns: list[str]) -> tuple[str, ...] | None:
@@ -242,16 +248,19 @@ def fit(
     metrics: dict[str, float] = {}
     reliability: dict[str, dict[str, list[float]]] = {}
     fitted: dict[str, CalibratedLGBM] = {}
-    for task, label, n_classes, config in (
+    tasks = [
         ("stage", "stage_index", n_stages, params.train.stage),
         ("inflection", "inflection", 2, params.train.inflection),
-    ):
+    ]
+    if params.exits:
+        tasks.append(("exit", "exit", 2, params.train.inflection))
+    for task, label, n_classes, config in tasks:
         say(f"training the {task} model")
         X, y = rows("train", label)
         Xv, yv = rows("valid", label)
         Xt, yt = rows("test", label)
         # The model's own rows: for inflection, optionally the buyers who can still advance.
-        own = task == "inflection" and params.train.inflection_fit.rows == "can_advance"
+        own = task in BINARY_TASKS and params.train.inflection_fit.rows == "can_advance"
         Xm, ym = rows("train", label, only_advancing=own)
         Xmv, ymv = rows("valid", label, only_advancing=own)
         if (
@@ -275,7 +284,7 @@ def fit(
         fitted[task] = model
         raw = model.predict_proba_raw(Xt)
         calibrated = model.calibrate(raw)
-        if task == "inflection":
+        if task in BINARY_TASKS:
             # As the product scores it (StageModel.predict_features): zero where the stage
             # model predicts the final stage, which has nowhere to go.
             final = fitted["stage"].predict_proba(Xt).argmax(axis=1) == last_stage
@@ -300,7 +309,9 @@ def fit(
                     _prefixed(f"{prefix}.can_advance", inflection_metrics(yt[can], proba[can, 1]))
                 )
         metrics[f"{task}.best_iteration"] = float(model.best_iteration_)
-        if task == "inflection":
+        if task == "exit":
+            reliability["exit"] = reliability_curve(yt, candidates["model"][:, 1])
+        elif task == "inflection":
             reliability["calibrated"] = reliability_curve(yt, candidates["model"][:, 1])
             reliability["raw"] = reliability_curve(yt, candidates["model_raw"][:, 1])
         else:
@@ -312,6 +323,7 @@ def fit(
         stage_model=fitted["stage"],
         inflection_model=fitted["inflection"],
         drift_reference=fit_reference(snaps.loc[period == "train"], columns),
+        exit_model=fitted.get("exit"),
     )
     test_frame = snaps[period == "test"].reset_index(drop=True)
     return TrainingResult(

@@ -75,7 +75,7 @@ def score_tables(
     ``threads`` caps the feature engine and reason codes (1 inside a worker process).
     """
     tables = {k: v for k, v in raw.items() if k in SCORING_TABLES}
-    export = validate_frames(tables, sources=sources, stages=model.stages)
+    export = validate_frames(tables, sources=sources, stages=model.recorded_stages)
     features = model.features(export.interactions, [as_of], export.buyers, threads=threads)
     scores = model.predict_features(features, threads=threads)
     if reasons > 0 and len(features):

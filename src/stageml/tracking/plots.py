@@ -97,7 +97,7 @@ def training_figures(
     """Return the standard figures of a training run, keyed by file stem."""
     return {
         "confusion_matrix": confusion_figure(confusion, stages),
-        "reliability": reliability_figure(reliability, "Inflection: raw vs calibrated"),
+        "reliability": reliability_figure(reliability, "Inflection (raw, calibrated) and exit"),
         "importance_stage": importance_figure(per_class_gain(stage_model, stages)),
         "importance_inflection": importance_figure(
             per_class_gain(inflection_model, ["no", "inflection"])

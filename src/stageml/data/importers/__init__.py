@@ -290,7 +290,7 @@ def import_export(
             _params_text(importer, _derived_params(interactions, history, importer, seed))
         )
     settings = load_params(params_path)
-    export = load_export(out, stages=settings.stages, require_stage_history=True)
+    export = load_export(out, stages=settings.recorded_stages, require_stage_history=True)
     if len(export.rejects):
         raise StageMLError(
             f"importer bug ({kind}): the written export in {out} has {len(export.rejects):,} "
