@@ -37,10 +37,15 @@ def exit_params() -> Params:
 
 
 @pytest.fixture(scope="session")
-def exit_export(tmp_path_factory: pytest.TempPathFactory) -> Export:
+def exit_export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("sim_exits")
     write_export(simulate(1500, seed=11, exits=EXITS), folder)
-    return load_export(folder, stages=exit_params().recorded_stages)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def exit_export(exit_export_dir: Path) -> Export:
+    return load_export(exit_export_dir, stages=exit_params().recorded_stages)
 
 
 @pytest.fixture(scope="session")

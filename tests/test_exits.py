@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
 
 from conftest import EXITS
+from stageml.cli import app
 from stageml.config import Params
 from stageml.data.simulate import simulate
 from stageml.data.validate import Export
+from stageml.explain.reasons import reason_codes, reason_table
 from stageml.models.train import TrainingResult
+from stageml.scoring.local import score_local
 
 
 def test_exits_must_not_reuse_stage_names() -> None:
@@ -69,3 +75,32 @@ def test_model_without_exits_has_no_exit_column(export: Export, trained: Trainin
     assert trained.model.exit_model is None
     scored = trained.model.predict_features(trained.test_frame.head(50))
     assert "exit_probability" not in scored
+
+
+def test_exit_reason_codes_explain_the_exit_margin(exit_trained: TrainingResult) -> None:
+    model = exit_trained.model
+    rows = exit_trained.test_frame.head(300)
+    table = reason_table(model, rows, k=2)
+    exits = table[table["model"] == "exit"]
+    predicted_final = model.predict_features(rows)["stage"].to_numpy() == "purchased"
+    assert len(exits) and not predicted_final[exits["row"].to_numpy()].any()
+    assert set(exits["direction"]) == {"up", "down"}
+    wide = reason_codes(model, rows, k=2)
+    assert {"exit_up_1", "exit_down_2", "inflection_up_1"} <= set(wide.columns)
+    open_rows = np.flatnonzero(~predicted_final)
+    assert wide.loc[open_rows, "exit_up_1"].notna().any()
+
+
+def test_scores_and_top_show_exit_probabilities(
+    exit_export_dir: Path, exit_trained: TrainingResult, tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.parquet"
+    score_local(exit_export_dir, exit_trained.model, "2026-05-01", out=out, reasons=1)
+    scores = pd.read_parquet(out)
+    assert {"exit_probability", "exit_up_1", "exit_down_1"} <= set(scores.columns)
+    assert scores["exit_probability"].between(0, 1).all()
+    result = CliRunner().invoke(app, ["top", "--scores", str(out), "--n", "5"])
+    assert result.exit_code == 0, result.output
+    assert "exit" in result.output
+    top = scores.sort_values("inflection_probability", ascending=False).iloc[0]
+    assert f"{top['exit_probability']:.1%}" in result.output

@@ -18,19 +18,20 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 @pytest.fixture(scope="module")
 def registry_uri(
-    tmp_path_factory: pytest.TempPathFactory, export: Export, trained: TrainingResult
+    tmp_path_factory: pytest.TempPathFactory, exit_export: Export, exit_trained: TrainingResult
 ) -> str:
+    # The model with exits: the notebooks show exit probabilities where a model has them.
     uri = f"sqlite:///{tmp_path_factory.mktemp('nb') / 'mlflow.db'}"
-    log_training(trained, export, tracking_uri=uri)
+    log_training(exit_trained, exit_export, tracking_uri=uri)
     return uri
 
 
 @pytest.mark.parametrize("name", ["analyst.ipynb", "runs.ipynb"])
 def test_notebook_executes(
-    name: str, registry_uri: str, export_dir: Path, monkeypatch: pytest.MonkeyPatch
+    name: str, registry_uri: str, exit_export_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry_uri)
-    monkeypatch.setenv("STAGEML_DATA", str(export_dir))
+    monkeypatch.setenv("STAGEML_DATA", str(exit_export_dir))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend shows plots
     book = nbformat.read(NOTEBOOKS / name, as_version=4)
     assert all(not cell.get("outputs") for cell in book.cells if cell.cell_type == "code"), (

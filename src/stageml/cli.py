@@ -457,11 +457,21 @@ def explain_command(
         f"predicted stage [bold]{scores['stage']}[/]; likelihood of moving on"
         f"{'' if pd_isna(nxt) else f' (to {nxt} or beyond)'} within "
         f"{format_duration(bundle.params.labels.horizon)}: "
-        f"[bold]{scores['inflection_probability']:.1%}[/]",
+        f"[bold]{scores['inflection_probability']:.1%}[/]"
+        + (
+            f"; of leaving ({', '.join(bundle.params.exits)}): "
+            f"[bold]{scores['exit_probability']:.1%}[/]"
+            if "exit_probability" in scores
+            else ""
+        ),
         highlight=False,
     )
     reasons = reason_table(bundle, features, k=k)
-    for task, label in (("stage", f"why {scores['stage']}"), ("inflection", "why this likelihood")):
+    for task, label in (
+        ("stage", f"why {scores['stage']}"),
+        ("inflection", "why this likelihood"),
+        ("exit", "why this risk of leaving"),
+    ):
         rows = reasons[reasons["model"] == task]
         if rows.empty:
             continue
@@ -601,7 +611,11 @@ def top_command(
     scores: Annotated[Path, typer.Option("--scores", help="Output of 'stageml score'.")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many buyers.")] = 10,
 ) -> None:
-    """Show the buyers most likely to move to a later stage soon, with their reasons."""
+    """Show the buyers most likely to move to a later stage soon, with their reasons.
+
+    Where the model has exits, each buyer's probability of leaving (lost, disqualified)
+    within the same horizon is shown beside it.
+    """
     from rich.table import Table
 
     from stageml.data.io import read_table
@@ -612,8 +626,9 @@ def top_command(
     order = [c for c in ("inflection_probability", "inflection_score") if c in frame.columns]
     frame = frame.sort_values(order, ascending=False, kind="stable").head(n)
     reason_cols = [c for c in frame.columns if c.startswith("inflection_up_")]
+    exits = "exit_probability" in frame.columns
     table = Table(title=f"top {n} buyers most likely to inflect ({scores})")
-    for column in ("buyer", "stage", "next", "likelihood", "why"):
+    for column in ("buyer", "stage", "next", "likelihood", *(["exit"] if exits else []), "why"):
         table.add_column(column, overflow="fold")
     for _, row in frame.iterrows():
         why = "; ".join(str(row[c]) for c in reason_cols if not pd_isna(row[c])) or "-"
@@ -622,6 +637,7 @@ def top_command(
             str(row["stage"]),
             str(row["next_stage"]),
             f"{row['inflection_probability']:.1%}",
+            *([f"{row['exit_probability']:.1%}"] if exits else []),
             why,
         )
     console.print(table)

@@ -2,10 +2,11 @@
 
 Reason codes for a row are the features with the largest positive ("up") and most
 negative ("down") contributions to the predicted stage's logit and to the inflection
-log-odds (:mod:`stageml.explain.contributions`), so they explain the ranking of a buyer,
-not the calibrated percentage shown next to it. The final stage has no inflection (its
-likelihood is zero by definition in :meth:`StageModel.predict_features`), so its
-inflection reasons are left empty.
+log-odds and, when the taxonomy has exits, to the exit log-odds
+(:mod:`stageml.explain.contributions`), so they explain the ranking of a buyer, not the
+calibrated percentage shown next to it. The final stage has no inflection or exit (both
+are zero by definition in :meth:`StageModel.predict_features`), so those reasons are left
+empty there.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from stageml.explain.contributions import (
 from stageml.features.engine import KEYS
 from stageml.features.text import describer
 from stageml.models.bundle import StageModel
+from stageml.models.estimators import CalibratedLGBM
 
 # Reason codes are computed in batches so that peak memory is one batch's (n, K, F+1) array.
 BATCH_ROWS = 100_000
-TASKS = ("stage", "inflection")
 REASON_COLUMNS = ("row", "model", "direction", "rank", "feature", "value", "contribution", "text")
 
 
@@ -56,11 +57,23 @@ def _task_contrib(
     predicted = model.stage_model.predict(X)
     # Only the predicted stage is explained, so only its trees are walked.
     stage = class_contributions(model.stage_model, X, predicted, workers=workers, _pool=pool)
-    inflection = contributions(model.inflection_model, X, workers=workers, _pool=pool)
-    return {
-        "stage": (stage[:, :n_features], np.ones(len(X), dtype=bool)),
-        "inflection": (inflection[:, 0, :n_features], predicted != len(model.stages) - 1),
-    }
+    open_deal = predicted != len(model.stages) - 1
+    tasks = {"stage": (stage[:, :n_features], np.ones(len(X), dtype=bool))}
+    for task, estimator in _binary_models(model).items():
+        values = contributions(estimator, X, workers=workers, _pool=pool)
+        tasks[task] = (values[:, 0, :n_features], open_deal)
+    return tasks
+
+
+def _binary_models(model: StageModel) -> dict[str, CalibratedLGBM]:
+    """Return the binary models of a bundle: inflection, and exit if the taxonomy has exits."""
+    found = {"inflection": model.inflection_model, "exit": model.exit_model}
+    return {task: estimator for task, estimator in found.items() if estimator is not None}
+
+
+def model_tasks(model: StageModel) -> tuple[str, ...]:
+    """Return the tasks reason codes are given for: stage, inflection and (if any) exit."""
+    return ("stage", *_binary_models(model))
 
 
 def _batch_table(
@@ -125,7 +138,7 @@ def reason_table(
     Returns
     -------
     pandas.DataFrame
-        Columns ``row`` (position in ``features``), ``model`` (``stage``/``inflection``),
+        Columns ``row`` (position in ``features``), ``model`` (``stage``/``inflection``/``exit``),
         ``direction`` (``up``/``down``), ``rank`` (1 = strongest), ``feature``, ``value``
         (the buyer's value), ``contribution`` (signed, raw margin units: logit of the
         predicted stage, or log-odds of inflection) and ``text``. Only factors with a
@@ -138,7 +151,7 @@ def reason_table(
         raise ModelError(f"workers must be at least 1, got {workers}")
     X = features[model.feature_names]
     n_workers = default_workers(len(X)) if workers is None else workers
-    estimators = (model.stage_model, model.inflection_model)
+    estimators = (model.stage_model, *_binary_models(model).values())
     pool = shared_pool(estimators, n_workers) if n_workers > 1 and len(X) >= 2 else None
     batches = [
         _batch_table(model, X.iloc[start : start + BATCH_ROWS], start, k, n_workers, pool)
@@ -177,14 +190,17 @@ def reason_codes(
     pandas.DataFrame
         The ``buyer_id``/``as_of`` keys when ``features`` has them, the predicted ``stage``,
         then text columns ``stage_up_1`` … ``stage_up_k``, ``stage_down_1`` … ``stage_down_k``,
-        ``inflection_up_1`` … ``inflection_down_k``, e.g.
+        ``inflection_up_1`` … ``inflection_down_k`` (and ``exit_up_1`` … ``exit_down_k`` when
+        the model has exits), e.g.
         ``"4 × pricing page visit in the last 7 days (+0.61)"``; the number is the signed
         contribution in raw margin units (stage logit / inflection log-odds). Missing where
         fewer than k factors push that way, and for inflection at the final stage.
 
     """
     table = reason_table(model, features, k=k, workers=workers)
-    columns = [f"{t}_{d}_{r}" for t in TASKS for d in ("up", "down") for r in range(1, k + 1)]
+    columns = [
+        f"{t}_{d}_{r}" for t in model_tasks(model) for d in ("up", "down") for r in range(1, k + 1)
+    ]
     wide = pd.DataFrame(index=pd.RangeIndex(len(features)), columns=columns, dtype="string")
     if len(table):
         names = table["model"] + "_" + table["direction"] + "_" + table["rank"].astype(str)
