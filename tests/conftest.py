@@ -32,8 +32,10 @@ EXITS = ("lost", "disqualified")
 
 
 def exit_params() -> Params:
-    """The small params with terminal exits in the taxonomy."""
-    return small_params().model_copy(update={"exits": EXITS})
+    """The small params with exits and stage-history features, as in params.yaml."""
+    base = small_params()
+    features = base.features.model_copy(update={"stage_history": True})
+    return base.model_copy(update={"exits": EXITS, "features": features})
 
 
 @pytest.fixture(scope="session")

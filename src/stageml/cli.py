@@ -440,7 +440,7 @@ def explain_command(
     bundle, version = resolve_model(model, resolve_tracking_uri(tracking_uri))
     export = _load_checked(data, bundle.recorded_stages)
     history = export.interactions[export.interactions["buyer_id"] == buyer]
-    features = bundle.features(history, [as_of], export.buyers)
+    features = bundle.features(history, [as_of], export.buyers, stage_history=export.stage_history)
     if features.empty:
         raise ModelError(
             f"buyer {buyer!r} has no interaction before {as_of} in {data}. Fix: check the id "

@@ -60,6 +60,9 @@ class FeatureConfig(_Section):
     partition_rows: int = Field(default=1_000_000, ge=1000)
     # DuckDB's memory limit; past it the engine spills to a temp folder rather than grow.
     engine_memory_mb: int = Field(default=1024, ge=64)
+    # Stage-aware features from the recorded stage history as known at t
+    # (features/stage_history.py); a model using them needs stage_history to score.
+    stage_history: bool = False
 
     @field_validator("windows")
     @classmethod

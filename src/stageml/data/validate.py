@@ -53,6 +53,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 INTERACTION_KEYS = ("buyer_id", "occurred_at", "activity", "channel", "direction")
 STAGE_KEYS = ("buyer_id", "stage", "entered_at")
+# Optional stage_history column: when the CRM logged the change (features honour it).
+RECORDED_AT = "recorded_at"
 REJECT_COLUMNS = ("table", "row", "buyer_id", "reason")
 
 
@@ -236,6 +238,10 @@ def validate_frames(
             "stage", checks=[_exactly(STRING), pa.Check.isin(list(stages))]
         ),
     }
+    if "stage_history" in raw and RECORDED_AT in raw["stage_history"].columns:
+        schemas["stage_history"] = schemas["stage_history"].add_columns(
+            {RECORDED_AT: _column(TIMESTAMP, nullable=True)}
+        )
     checked: dict[str, _Checked] = {}
     rows: dict[str, np.ndarray | None] = {}
     for name in TABLES:
@@ -432,10 +438,21 @@ def _check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) 
         {"buyer_id": _text(raw["buyer_id"]), "stage": _text(raw["stage"]), "entered_at": entered_at}
     )
     _require_known_stages(frame["stage"], stages, file)
-    reasons = ("missing_buyer_id", "missing_entered_at", "unparseable_entered_at", "missing_stage")
-    reason = _first_failure(
-        [_isna(frame["buyer_id"]), ts_missing, ts_bad, _isna(frame["stage"])], len(frame)
+    reasons: tuple[str, ...] = (
+        "missing_buyer_id",
+        "missing_entered_at",
+        "unparseable_entered_at",
+        "missing_stage",
     )
+    failures = [_isna(frame["buyer_id"]), ts_missing, ts_bad, _isna(frame["stage"])]
+    if RECORDED_AT in raw.columns:
+        # When the CRM logged the change; empty means "not known", read as entered_at.
+        recorded_at, recorded_bad = _optional_timestamps(raw[RECORDED_AT], file, RECORDED_AT)
+        frame[RECORDED_AT] = recorded_at
+        early = (recorded_at < entered_at).to_numpy(bool)
+        reasons += ("unparseable_recorded_at", "recorded_at_before_entered_at")
+        failures += [recorded_bad, early]
+    reason = _first_failure(failures, len(frame))
     accepted = reason < 0
     repeated = _positions_of_repeats(frame, accepted, STAGE_KEYS)
     if len(repeated):
@@ -503,6 +520,18 @@ def _optional_text(raw: pd.DataFrame, column: str) -> pd.Series:
 def _isna(values: pd.Series) -> np.ndarray:
     mask: np.ndarray = values.isna().to_numpy(dtype=bool)
     return mask
+
+
+def _optional_timestamps(raw: pd.Series, file: str, column: str) -> tuple[pd.Series, np.ndarray]:
+    """Timestamps of a column that may be empty (NaT there), plus the unparseable mask."""
+    present = ~_isna(raw if pd.api.types.is_datetime64_any_dtype(raw) else _text(raw))
+    parsed = pd.Series(pd.NaT, index=raw.index, dtype=TIMESTAMP)
+    bad = np.zeros(len(raw), dtype=bool)
+    if present.any():
+        values, _, failed = _parse_timestamps(raw[present], file, column)
+        parsed[present] = values
+        bad[present] = failed
+    return parsed, bad
 
 
 def _parse_timestamps(

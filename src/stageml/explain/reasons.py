@@ -25,6 +25,7 @@ from stageml.explain.contributions import (
     shared_pool,
 )
 from stageml.features.engine import KEYS
+from stageml.features.stage_history import STAGE_COLUMNS, describe_stage_feature
 from stageml.features.text import describer
 from stageml.models.bundle import StageModel
 from stageml.models.estimators import CalibratedLGBM
@@ -160,7 +161,13 @@ def reason_table(
     if not batches:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in REASON_COLUMNS})
     table = pd.concat(batches, ignore_index=True)
-    describe_one = describer(model.vocabulary, model.params.features)  # type: ignore[arg-type]
+    describe_engine = describer(model.vocabulary, model.params.features)  # type: ignore[arg-type]
+
+    def describe_one(feature: str, value: Any) -> str:
+        if feature in STAGE_COLUMNS:
+            return describe_stage_feature(feature, value, model.params)
+        return describe_engine(feature, value)
+
     cache: dict[tuple[str, Any], str] = {}
     texts = []
     for feature, value, contribution in zip(

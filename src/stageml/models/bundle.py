@@ -16,6 +16,7 @@ import pandas as pd
 from stageml.config import Params
 from stageml.features.drift import FeatureReference
 from stageml.features.engine import KEYS, build_features, feature_columns
+from stageml.features.stage_history import add_stage_features, stage_columns
 from stageml.models.estimators import CalibratedLGBM
 
 
@@ -46,7 +47,8 @@ class StageModel:
     @property
     def feature_names(self) -> list[str]:
         """Feature columns in model order."""
-        return feature_columns(self.vocabulary, self.params.features)  # type: ignore[arg-type]
+        engine = feature_columns(self.vocabulary, self.params.features)  # type: ignore[arg-type]
+        return engine + stage_columns(self.params)
 
     def features(
         self,
@@ -54,10 +56,15 @@ class StageModel:
         as_of: Sequence[pd.Timestamp | str],
         buyers: pd.DataFrame | None = None,
         *,
+        stage_history: pd.DataFrame | None = None,
         threads: int | None = None,
     ) -> pd.DataFrame:
-        """Point-in-time features with the stored vocabulary (same columns as training)."""
-        return build_features(
+        """Point-in-time features with the stored vocabulary (same columns as training).
+
+        ``stage_history`` is read only by models trained with stage-history features,
+        which need it (:func:`~stageml.features.stage_history.add_stage_features`).
+        """
+        features = build_features(
             interactions,
             as_of,
             vocabulary=self.vocabulary,  # type: ignore[arg-type]
@@ -65,6 +72,7 @@ class StageModel:
             buyers=buyers,
             threads=threads,
         )
+        return add_stage_features(features, stage_history, self.params)
 
     def predict_features(
         self, features: pd.DataFrame, *, threads: int | None = None
@@ -106,6 +114,10 @@ class StageModel:
         interactions: pd.DataFrame,
         as_of: Sequence[pd.Timestamp | str],
         buyers: pd.DataFrame | None = None,
+        *,
+        stage_history: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Stage probabilities, predicted stage and inflection likelihood per (buyer, as-of)."""
-        return self.predict_features(self.features(interactions, as_of, buyers))
+        return self.predict_features(
+            self.features(interactions, as_of, buyers, stage_history=stage_history)
+        )

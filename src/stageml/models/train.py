@@ -22,6 +22,11 @@ from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.features.drift import fit_reference
 from stageml.features.engine import feature_columns
+<<<<<<< HEAD
+=======
+from stageml.features.snapshots import build_snapshots, data_span, snapshot_dates
+from stageml.features.stage_history import stage_columns
+>>>>>>> b6567da (Stage-aware features (features/stage_history.py, features.stage_history): recorded stage, exit, days in stage and in the previous one, moves and regressions, as known strictly before t (recorded_at when the export has it, else entered_at + label_delay); joined beside the engine's output in snapshots and StageModel.features; a stage-aware model scores only with the stage_history table (local engine, explain, pyfunc rows with a stage; Spark refuses clearly); leakage property tests for the source and for exit labels; Maven's lost deals map to the exit lost)
 from stageml.features.vocabulary import Vocabulary, fit_vocabulary
 from stageml.models.baselines import (
     LastActivityRule,
@@ -229,7 +234,7 @@ def fit(
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {"features_s": data.seconds}
     snaps, vocabulary, split = data.snapshots, data.vocabulary, data.split
-    columns = feature_columns(vocabulary, params.features)
+    columns = feature_columns(vocabulary, params.features) + stage_columns(params)
     period = _periods(snaps, split)
     n_stages = len(params.stages)
 
