@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -29,13 +30,15 @@ def small_params() -> Params:
 
 
 EXITS = ("lost", "disqualified")
+HORIZONS = tuple(pd.Timedelta(days=d) for d in (7, 30, 90))
 
 
 def exit_params() -> Params:
-    """The small params with exits and stage-history features, as in params.yaml."""
+    """The small params with exits, stage-history features and horizons, as in params.yaml."""
     base = small_params()
     features = base.features.model_copy(update={"stage_history": True})
-    return base.model_copy(update={"exits": EXITS, "features": features})
+    labels = base.labels.model_copy(update={"horizons": HORIZONS})
+    return base.model_copy(update={"exits": EXITS, "features": features, "labels": labels})
 
 
 @pytest.fixture(scope="session")

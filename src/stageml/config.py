@@ -79,6 +79,14 @@ class LabelConfig(_Section):
     # CRMs record stage changes late; the stage label of (buyer, t) may be read at
     # t + label_delay so that it reflects the buyer's state at t, not the clerk's delay.
     label_delay: NonNegativeDuration = Field(default_factory=lambda: pd.Timedelta(0))
+    # Further horizons answered by one discrete-time hazard model (models/hazard.py), as
+    # inflection_probability_<h>; empty: the single-horizon model only.
+    horizons: tuple[Duration, ...] = ()
+
+    @field_validator("horizons")
+    @classmethod
+    def _sorted_horizons(cls, value: tuple[pd.Timedelta, ...]) -> tuple[pd.Timedelta, ...]:
+        return tuple(sorted(set(value)))
 
 
 class SnapshotConfig(_Section):

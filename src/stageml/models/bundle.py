@@ -18,6 +18,7 @@ from stageml.features.drift import FeatureReference
 from stageml.features.engine import KEYS, build_features, feature_columns
 from stageml.features.stage_history import add_stage_features, stage_columns
 from stageml.models.estimators import CalibratedLGBM
+from stageml.models.hazard import HazardModel, probability_column
 
 
 @dataclass
@@ -33,6 +34,8 @@ class StageModel:
     # The probability of leaving for an exit within the horizon; None when the taxonomy has
     # no exits (and for models registered before exits existed).
     exit_model: CalibratedLGBM | None = None
+    # inflection_probability_<h> for labels.horizons; None without them.
+    hazard_model: HazardModel | None = None
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -107,6 +110,15 @@ class StageModel:
             )
             # Like the inflection: a buyer at the final stage has no open deal to lose.
             out["exit_probability"] = np.where(predicted == last, 0.0, exit_p)
+        if self.hazard_model is not None:
+            by_horizon = (
+                self.hazard_model.predict(X, threads=threads)
+                if len(X)
+                else np.zeros((0, len(self.hazard_model.horizons)))
+            )
+            for k, horizon in enumerate(self.hazard_model.horizons):
+                column = probability_column(horizon)
+                out[column] = np.where(predicted == last, 0.0, by_horizon[:, k])
         return out
 
     def predict(

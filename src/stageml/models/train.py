@@ -22,11 +22,7 @@ from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.features.drift import fit_reference
 from stageml.features.engine import feature_columns
-<<<<<<< HEAD
-=======
-from stageml.features.snapshots import build_snapshots, data_span, snapshot_dates
 from stageml.features.stage_history import stage_columns
->>>>>>> b6567da (Stage-aware features (features/stage_history.py, features.stage_history): recorded stage, exit, days in stage and in the previous one, moves and regressions, as known strictly before t (recorded_at when the export has it, else entered_at + label_delay); joined beside the engine's output in snapshots and StageModel.features; a stage-aware model scores only with the stage_history table (local engine, explain, pyfunc rows with a stage; Spark refuses clearly); leakage property tests for the source and for exit labels; Maven's lost deals map to the exit lost)
 from stageml.features.vocabulary import Vocabulary, fit_vocabulary
 from stageml.models.baselines import (
     LastActivityRule,
@@ -36,6 +32,7 @@ from stageml.models.baselines import (
 )
 from stageml.models.bundle import StageModel
 from stageml.models.estimators import CalibratedLGBM, Calibration
+from stageml.models.hazard import fit_hazard, horizon_metrics
 from stageml.models.metrics import (
     inflection_metrics,
     reliability_curve,
@@ -321,6 +318,12 @@ def fit(
             reliability["raw"] = reliability_curve(yt, candidates["model_raw"][:, 1])
         else:
             confusion = stage_confusion(yt, candidates["model"], n_stages)
+    hazard = None
+    if params.labels.horizons:
+        say("training the multi-horizon hazard model")
+        ends = {"train": split.valid[0], "valid": split.test[0]}
+        hazard = fit_hazard(snaps, columns, period, ends, params)
+        metrics.update(horizon_metrics(hazard, snaps[period == "test"], columns))
     timings["fit_s"] = time.perf_counter() - clock
     model_bundle = StageModel(
         params=params,
@@ -329,6 +332,7 @@ def fit(
         inflection_model=fitted["inflection"],
         drift_reference=fit_reference(snaps.loc[period == "train"], columns),
         exit_model=fitted.get("exit"),
+        hazard_model=hazard,
     )
     test_frame = snaps[period == "test"].reset_index(drop=True)
     return TrainingResult(
