@@ -21,6 +21,13 @@ from stageml.models.estimators import CalibratedLGBM
 from stageml.models.hazard import HazardModel, probability_column
 
 
+def in_exit(features: pd.DataFrame) -> np.ndarray:
+    """Rows whose latest known CRM record is an exit (False without stage-history features)."""
+    if "recorded_exit" not in features.columns:
+        return np.zeros(len(features), dtype=bool)
+    return np.asarray(features["recorded_exit"].to_numpy(dtype=float) == 1.0)
+
+
 @dataclass
 class StageModel:
     """Everything needed to score a raw export exactly as the training run did."""
@@ -98,18 +105,21 @@ class StageModel:
             out[f"p_{stage}"] = stage_p[:, k]
         last = len(self.stages) - 1
         # The final stage has nowhere to go: its inflection likelihood is zero by definition.
-        out["inflection_probability"] = np.where(predicted == last, 0.0, inflection_p)
+        # So has a buyer the CRM records in an exit (known with stage-history features).
+        closed = (predicted == last) | in_exit(features)
+        out["inflection_probability"] = np.where(closed, 0.0, inflection_p)
         # Calibration maps are flat beyond their last step, so the most likely buyers can
         # share one probability; the booster's own score still orders them.
-        out["inflection_score"] = np.where(predicted == last, 0.0, inflection_raw)
+        out["inflection_score"] = np.where(closed, 0.0, inflection_raw)
         nxt = np.minimum(predicted + 1, last)
         out["next_stage"] = pd.array(np.where(predicted == last, None, stages[nxt]), dtype="string")
         if self.exit_model is not None:
             exit_p = (
                 self.exit_model.predict_proba(X, threads=threads)[:, 1] if len(X) else np.zeros(0)
             )
-            # Like the inflection: a buyer at the final stage has no open deal to lose.
-            out["exit_probability"] = np.where(predicted == last, 0.0, exit_p)
+            # A buyer at the final stage has no open deal to lose; one in an exit has left.
+            exit_p = np.where(predicted == last, 0.0, exit_p)
+            out["exit_probability"] = np.where(in_exit(features), 1.0, exit_p)
         if self.hazard_model is not None:
             by_horizon = (
                 self.hazard_model.predict(X, threads=threads)
@@ -118,7 +128,7 @@ class StageModel:
             )
             for k, horizon in enumerate(self.hazard_model.horizons):
                 column = probability_column(horizon)
-                out[column] = np.where(predicted == last, 0.0, by_horizon[:, k])
+                out[column] = np.where(closed, 0.0, by_horizon[:, k])
         return out
 
     def predict(

@@ -30,7 +30,7 @@ from stageml.models.baselines import (
     fit_quietly,
     logistic_baseline,
 )
-from stageml.models.bundle import StageModel
+from stageml.models.bundle import StageModel, in_exit
 from stageml.models.estimators import CalibratedLGBM, Calibration
 from stageml.models.hazard import fit_hazard, horizon_metrics
 from stageml.models.metrics import (
@@ -290,6 +290,8 @@ def fit(
             # As the product scores it (StageModel.predict_features): zero where the stage
             # model predicts the final stage, which has nowhere to go.
             final = fitted["stage"].predict_proba(Xt).argmax(axis=1) == last_stage
+            if task == "inflection":
+                final |= in_exit(Xt)
             raw, calibrated = (_zero_where(final, p) for p in (raw, calibrated))
         candidates: dict[str, np.ndarray] = {
             "model": calibrated,

@@ -212,7 +212,7 @@ def default_params(
 ) -> dict[str, Any]:
     """Return the params every import writes, before the export-derived snapshot bounds."""
     return {
-        "features": {"windows": list(windows), "trend_window": trend},
+        "features": {"windows": list(windows), "trend_window": trend, "stage_history": True},
         "labels": {"horizon": horizon, "label_delay": "0d"},
         "snapshots": {"every": every, "warmup": warmup},
     }
