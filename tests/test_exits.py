@@ -62,7 +62,10 @@ def test_products_exit_probability_is_the_backtests(exit_trained: TrainingResult
     scored = exit_trained.model.predict_features(frame)
     p = scored["exit_probability"].to_numpy(float)
     assert ((p >= 0) & (p <= 1)).all()
-    assert (p[scored["stage"].to_numpy() == "purchased"] == 0).all()
+    left = frame["recorded_exit"].to_numpy() == 1  # recorded in an exit: left already
+    assert left.sum() > 50 and (p[left] == 1).all()
+    assert (p[(scored["stage"].to_numpy() == "purchased") & ~left] == 0).all()
+    assert (scored.loc[left, "inflection_probability"] == 0).all()
     labelled = frame["exit"].notna().to_numpy()
     y = frame.loc[labelled, "exit"].astype(int).to_numpy()
     assert np.isclose(roc_auc_score(y, p[labelled]), exit_trained.metrics["exit.roc_auc"])
