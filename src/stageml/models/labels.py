@@ -170,4 +170,3 @@ def horizon_label(labels: pd.DataFrame, event: str, horizon: pd.Timedelta) -> pd
     )
     value[unknown] = pd.NA
     return pd.Series(value, index=labels.index)
-
