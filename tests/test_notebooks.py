@@ -8,8 +8,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import exit_params
 from stageml.data.validate import Export
-from stageml.models.train import TrainingResult
+from stageml.models.train import train
 from stageml.tracking.runs import log_training
 
 pytestmark = pytest.mark.slow
@@ -17,12 +18,15 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 @pytest.fixture(scope="module")
-def registry_uri(
-    tmp_path_factory: pytest.TempPathFactory, exit_export: Export, exit_trained: TrainingResult
-) -> str:
-    # The model with exits: the notebooks show exit probabilities where a model has them.
+def registry_uri(tmp_path_factory: pytest.TempPathFactory, exit_export: Export) -> str:
+    # A model with exits and horizons: the notebooks show them where a model has them. Not
+    # stage-aware: the next-touch cell (tactics) does not pass the stage history on yet.
+    params = exit_params()
+    params = params.model_copy(
+        update={"features": params.features.model_copy(update={"stage_history": False})}
+    )
     uri = f"sqlite:///{tmp_path_factory.mktemp('nb') / 'mlflow.db'}"
-    log_training(exit_trained, exit_export, tracking_uri=uri)
+    log_training(train(exit_export, params), exit_export, tracking_uri=uri)
     return uri
 
 
