@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/stageml simulate --buyers $(DEMO_BUYERS) --seed 7 --out $(DEMO_DIR)
+	$(BIN)/stageml simulate --buyers $(DEMO_BUYERS) --seed 7 --out $(DEMO_DIR) --params params.yaml
 	$(BIN)/stageml validate --data $(DEMO_DIR) --params params.yaml
 	$(BIN)/stageml features --data $(DEMO_DIR) --params params.yaml --as-of 2026-06-01 --out $(DEMO_DIR)/features.parquet
 	$(BIN)/stageml train --data $(DEMO_DIR) --params params.yaml --metrics-out models/metrics.json --report-out models/report.html

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -59,7 +60,8 @@ sys.path.insert(0, str(HERE))
 from _common import markdown_table  # noqa: E402
 
 from stageml.config import Params, load_params  # noqa: E402
-from stageml.data.importers import IMPORTERS, import_export  # noqa: E402
+from stageml.data.importers import import_export  # noqa: E402
+from stageml.data.simulate import simulate_to_folder  # noqa: E402
 from stageml.data.span import data_span  # noqa: E402
 from stageml.data.validate import load_export  # noqa: E402
 from stageml.durations import format_duration  # noqa: E402
@@ -75,6 +77,8 @@ FOLDERS = {
     "olist": "olist_marketing_funnel",
     "maven": "maven_crm_pipeline",
 }
+# The simulated export (no import; the repository's params.yaml), for the figures beside.
+SIMULATED = "simulated"
 # Activities after which a buyer has left the funnel without reaching the last stage.
 EXITS = {"maven": "deal_lost"}
 METRICS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier", "ece": "ECE"}
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[list[object]] = []
     for kind in args.kinds:
         print(f"== {kind}", file=sys.stderr, flush=True)
-        result = benchmark(kind, args.data / FOLDERS[kind])
+        result = benchmark(kind, args.data / FOLDERS.get(kind, ""))
         report["datasets"][kind] = result
         rows += table_rows(kind, result)
     columns = ["data", "buyers", "model", *METRICS.values(), "test rows", "positive rate"]
@@ -189,7 +193,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--data", type=Path, default=default if default.is_dir() else Path("/work/shared/data/real")
     )
-    parser.add_argument("--kinds", nargs="+", choices=sorted(FOLDERS), default=list(FOLDERS))
+    kinds = [*FOLDERS, SIMULATED]
+    parser.add_argument("--kinds", nargs="+", choices=sorted(kinds), default=kinds)
     return parser.parse_args(argv)
 
 
@@ -197,14 +202,37 @@ def _threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def simulated_export(out: Path) -> tuple[Params, dict[str, Any]]:
+    """The simulated export beside the real ones: the repository's params.yaml, 5,000 buyers."""
+    params = load_params(HERE.parent / "params.yaml")
+    simulate_to_folder(5000, seed=params.seed, out=out, stages=params.stages, exits=params.exits)
+    return params, {"seconds": 0.0, "rows": {}, "sources": [], "coincidence_rate": math.nan}
+
+
 def benchmark(kind: str, src: Path) -> dict[str, Any]:
     out = CACHE / kind
     shutil.rmtree(out, ignore_errors=True)
     clock = time.perf_counter()
-    imported = import_export(kind, src, out)
-    import_s = time.perf_counter() - clock
-    params = load_params(imported.params)
-    export = load_export(out, stages=params.stages, require_stage_history=True)
+    if kind == SIMULATED:
+        params, imported_report = simulated_export(out)
+    else:
+        imported = import_export(kind, src, out)
+        params = load_params(imported.params)
+        imported_report = {
+            "seconds": time.perf_counter() - clock,
+            "rows": imported.rows,
+            "sources": [
+                {
+                    "file": Path(s.path).name,
+                    "input": s.input_rows,
+                    "accepted": s.accepted_rows,
+                    "rejected": s.rejected,
+                }
+                for s in imported.sources
+            ],
+            "coincidence_rate": imported.coincidence_rate,
+        }
+    export = load_export(out, stages=params.recorded_stages, require_stage_history=True)
     clock = time.perf_counter()
     data = prepare_training(export, params)
     trained = fit_models(data, params)
@@ -262,24 +290,8 @@ def benchmark(kind: str, src: Path) -> dict[str, Any]:
                 for m in (*METRICS, "rows", "positive_rate")
             }
     return {
-        "import": {
-            "seconds": import_s,
-            "rows": imported.rows,
-            "sources": [
-                {
-                    "file": Path(s.path).name,
-                    "input": s.input_rows,
-                    "accepted": s.accepted_rows,
-                    "rejected": s.rejected,
-                }
-                for s in imported.sources
-            ],
-            "coincidence_rate": imported.coincidence_rate,
-        },
-        "params": {
-            **describe_params(params),
-            "horizon": IMPORTERS[kind].params["labels"]["horizon"],
-        },
+        "import": imported_report,
+        "params": describe_params(params),
         "split": {
             **trained.split.describe(),
             **{f"{n}_instants": len(getattr(trained.split, n)) for n in ("train", "valid", "test")},

@@ -244,7 +244,7 @@ def load_real(kind: str, root: Path) -> tuple[Any, train.TrainingData, Params]:
     shutil.rmtree(out, ignore_errors=True)
     imported = import_export(kind, root / real.FOLDERS[kind], out)
     params = load_params(imported.params)
-    export = load_export(out, stages=params.stages, require_stage_history=True)
+    export = load_export(out, stages=params.recorded_stages, require_stage_history=True)
     return export, train.prepare_training(export, params), params
 
 

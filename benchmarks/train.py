@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         write_export(sim, folder)
     params = with_delay(Params(), args.label_delay)
     with clock("load_export"):
-        export = load_export(folder, stages=params.stages, require_stage_history=True)
+        export = load_export(folder, stages=params.recorded_stages, require_stage_history=True)
     truth = sim.truth
     print(
         f"simulated {args.buyers:,} buyers (seed {args.seed}): {len(export.interactions):,} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -27,6 +28,35 @@ def small_params() -> Params:
         }
     )
     return base.model_copy(update={"train": train_cfg})
+
+
+EXITS = ("lost", "disqualified")
+HORIZONS = tuple(pd.Timedelta(days=d) for d in (7, 30, 90))
+
+
+def exit_params() -> Params:
+    """The small params with exits, stage-history features and horizons, as in params.yaml."""
+    base = small_params()
+    features = base.features.model_copy(update={"stage_history": True})
+    labels = base.labels.model_copy(update={"horizons": HORIZONS})
+    return base.model_copy(update={"exits": EXITS, "features": features, "labels": labels})
+
+
+@pytest.fixture(scope="session")
+def exit_export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sim_exits")
+    write_export(simulate(1500, seed=11, exits=EXITS), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def exit_export(exit_export_dir: Path) -> Export:
+    return load_export(exit_export_dir, stages=exit_params().recorded_stages)
+
+
+@pytest.fixture(scope="session")
+def exit_trained(exit_export: Export) -> TrainingResult:
+    return train(exit_export, exit_params())
 
 
 @pytest.fixture(scope="session")

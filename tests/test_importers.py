@@ -162,6 +162,27 @@ def test_maven_rejects_prospecting_and_impossible_dates() -> None:
     assert not set(MAVEN_ACCOUNT_COLUMNS + ("close_value",)) & set(mapped.buyers.columns)
 
 
+def test_maven_lost_deals_enter_the_lost_exit() -> None:
+    maven = IMPORTERS["maven"]
+    stamps = pd.to_datetime(["2017-01-02", "2017-02-01", "2017-01-05", "2017-01-20", "2017-01-06"])
+    interactions = pd.DataFrame(
+        {
+            "buyer_id": ["A", "A", "E", "E", "B"],
+            "occurred_at": stamps,
+            "activity": ["engaged", "deal_won", "engaged", "deal_lost", "engaged"],
+        }
+    )
+    history = stage_history(interactions, maven.stage_of, maven.stages, maven.exits)
+    assert list(zip(history["buyer_id"], history["stage"], strict=True)) == [
+        ("A", "engaging"),
+        ("A", "won"),
+        ("B", "engaging"),
+        ("E", "engaging"),
+        ("E", "lost"),
+    ]
+    assert maven.exits == ("lost",)
+
+
 def test_coincidence_rate_counts_stage_changes_at_an_interaction_instant() -> None:
     t = pd.Timestamp("2024-01-01")
     export = Export(
@@ -214,7 +235,7 @@ def test_import_writes_tables_params_and_rejects(tmp_path: Path, header: bool) -
 def test_import_writes_parquet_that_validates(tmp_path: Path) -> None:
     result = import_export("taobao", tiny_taobao(tmp_path / "src"), tmp_path / "out", fmt="parquet")
     assert {p.suffix for p in result.tables.values()} == {".parquet"}
-    export = load_export(tmp_path / "out", stages=load_params(result.params).stages)
+    export = load_export(tmp_path / "out", stages=load_params(result.params).recorded_stages)
     assert len(export.interactions) == result.rows["interactions"]
 
 
@@ -293,7 +314,7 @@ def real(
 
 def load(result: ImportResult) -> Export:
     return load_export(
-        result.out, stages=load_params(result.params).stages, require_stage_history=True
+        result.out, stages=load_params(result.params).recorded_stages, require_stage_history=True
     )
 
 
@@ -463,7 +484,7 @@ def test_real_training_on_a_buyer_sample(
     booster = {k: getattr(params.train, k).model_copy(update=FAST) for k in ("stage", "inflection")}
     params = params.model_copy(update={"train": params.train.model_copy(update=booster)})
     folder = sampled(load(result), SAMPLE_BUYERS[kind], tmp_path)
-    export = load_export(folder, stages=params.stages, require_stage_history=True)
+    export = load_export(folder, stages=params.recorded_stages, require_stage_history=True)
     assert export.interactions["buyer_id"].nunique() <= SAMPLE_BUYERS[kind]
     trained = train(export, params)
     metrics = trained.metrics

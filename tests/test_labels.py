@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from stageml.config import LabelConfig
-from stageml.models.labels import build_labels
+from stageml.models.labels import build_labels, horizon_label
 
 STAGES = ("alerted", "engaged", "evaluating", "committed", "purchased")
 T = pd.Timestamp
@@ -22,11 +22,21 @@ def history(*rows: tuple[str, str, str]) -> pd.DataFrame:
     )
 
 
+EXITS = ("lost", "disqualified")
+
+
 def label(
     buyer: str, as_of: str, hist: pd.DataFrame, *, end: str = "2024-12-31", **config: str
 ) -> dict:
     points = pd.DataFrame({"buyer_id": [buyer], "as_of": [T(as_of)]})
-    out = build_labels(points, hist, stages=STAGES, config=LabelConfig(**config), data_end=T(end))
+    out = build_labels(
+        points,
+        hist,
+        stages=STAGES,
+        config=LabelConfig(**config),
+        data_end=T(end),
+        exits=EXITS,
+    )
     return out.iloc[0].to_dict()
 
 
@@ -104,3 +114,53 @@ def test_vectorised_rows_keep_input_order(n: int) -> None:
     out = build_labels(points, HIST, stages=STAGES, config=LabelConfig(), data_end=T("2024-12-31"))
     assert list(out["buyer_id"]) == list(points["buyer_id"])
     assert list(out["stage"].fillna("-")) == ["evaluating", "-"] * n
+
+
+LOST = history(
+    ("x", "alerted", "2024-01-01"),
+    ("x", "engaged", "2024-01-10"),
+    ("x", "lost", "2024-02-01"),
+    ("x", "evaluating", "2024-04-01"),  # re-opened, and further along
+    ("x", "disqualified", "2024-04-20"),
+)
+
+
+def test_exit_label_inside_horizon_and_censored() -> None:
+    got = label("x", "2024-01-15", LOST)
+    assert got["exit"] == 1 and got["inflection"] == 0 and got["can_advance"]
+    assert label("x", "2024-01-01", LOST)["exit"] == 0  # Feb 1 is 31 days away
+    assert pd.isna(label("x", "2024-01-15", LOST, end="2024-02-10")["exit"])
+
+
+def test_buyer_in_an_exit_cannot_advance_until_a_later_record_reopens_it() -> None:
+    got = label("x", "2024-02-15", LOST)
+    assert got["exited"] and not got["can_advance"] and got["stage"] == "engaged"
+    assert pd.isna(got["exit"])  # already out: "leaves within the horizon" does not apply
+    assert got["inflection"] == 0  # evaluating on Apr 1 is 46 days away
+    assert label("x", "2024-03-15", LOST)["inflection"] == 1  # the re-opening is an advance
+    reopened = label("x", "2024-04-02", LOST)
+    assert not reopened["exited"] and reopened["can_advance"]
+    assert reopened["stage"] == "evaluating" and reopened["exit"] == 1
+
+
+def test_exit_after_an_advance_in_the_horizon_is_not_an_exit() -> None:
+    hist = history(
+        ("y", "engaged", "2024-01-01"),
+        ("y", "evaluating", "2024-01-10"),
+        ("y", "lost", "2024-01-20"),
+    )
+    got = label("y", "2024-01-05", hist)
+    assert got["inflection"] == 1 and got["exit"] == 0
+
+
+def test_event_times_give_every_horizon_one_label() -> None:
+    points = pd.DataFrame(
+        {"buyer_id": ["x"] * 3, "as_of": [T("2024-01-15"), T("2024-01-01"), T("2024-03-15")]}
+    )
+    out = build_labels(
+        points, LOST, stages=STAGES, config=LabelConfig(), data_end=T("2024-04-30"), exits=EXITS
+    )
+    assert list(horizon_label(out, "exit", pd.Timedelta("30D"))[:2]) == [1, 0]
+    assert list(horizon_label(out, "advance", pd.Timedelta("30D"))) == [0, 1, 1]
+    assert list(horizon_label(out, "advance", pd.Timedelta("90D")).fillna(-1)) == [1, 1, -1]
+    assert horizon_label(out, "advance", pd.Timedelta("30D")).equals(out["inflection"])

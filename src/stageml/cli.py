@@ -151,6 +151,7 @@ def simulate_command(
         out=out,
         fmt=fmt,
         stages=settings.stages,
+        exits=settings.exits,
         start=start,
         end=end,
         params=knobs,
@@ -204,7 +205,7 @@ def validate_command(
     from stageml.data.validate import load_export, summary_table, write_rejects
 
     settings = _data_params(params, data)
-    export = load_export(data, stages=settings.stages)
+    export = load_export(data, stages=settings.recorded_stages)
     console.print(summary_table(export))
     for warning in export.warnings:
         err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
@@ -246,7 +247,7 @@ def features_command(
     from stageml.features.vocabulary import fit_vocabulary
 
     settings = _data_params(params, data)
-    export = _load_checked(data, settings.stages)
+    export = _load_checked(data, settings.recorded_stages)
     # Fitted on the rows before the last as-of instant: later rows never change the columns.
     last = max(t.tz_convert(None) if t.tzinfo else t for t in map(pd.Timestamp, as_of))
     vocabulary = fit_vocabulary(export.interactions, export.buyers, settings.features, before=last)
@@ -290,7 +291,7 @@ def train_command(
     from stageml.tracking.tables import metrics_table
 
     settings = _data_params(params, data)
-    export = _load_checked(data, settings.stages, require_stage_history=True)
+    export = _load_checked(data, settings.recorded_stages, require_stage_history=True)
     result = train(export, settings, progress=lambda msg: err_console.print(f"[dim]{msg}[/]"))
     uri = resolve_tracking_uri(tracking_uri)
     registered = log_training(result, export, tracking_uri=uri, experiment=experiment)
@@ -493,9 +494,9 @@ def explain_command(
     from stageml.tracking.runs import resolve_model, resolve_tracking_uri
 
     bundle, version = resolve_model(model, resolve_tracking_uri(tracking_uri))
-    export = _load_checked(data, bundle.stages)
+    export = _load_checked(data, bundle.recorded_stages)
     history = export.interactions[export.interactions["buyer_id"] == buyer]
-    features = bundle.features(history, [as_of], export.buyers)
+    features = bundle.features(history, [as_of], export.buyers, stage_history=export.stage_history)
     if features.empty:
         raise ModelError(
             f"buyer {buyer!r} has no interaction before {as_of} in {data}. Fix: check the id "
@@ -512,11 +513,21 @@ def explain_command(
         f"predicted stage [bold]{scores['stage']}[/]; likelihood of moving on"
         f"{'' if pd_isna(nxt) else f' (to {nxt} or beyond)'} within "
         f"{format_duration(bundle.params.labels.horizon)}: "
-        f"[bold]{scores['inflection_probability']:.1%}[/]",
+        f"[bold]{scores['inflection_probability']:.1%}[/]"
+        + (
+            f"; of leaving ({', '.join(bundle.params.exits)}): "
+            f"[bold]{scores['exit_probability']:.1%}[/]"
+            if "exit_probability" in scores
+            else ""
+        ),
         highlight=False,
     )
     reasons = reason_table(bundle, features, k=k)
-    for task, label in (("stage", f"why {scores['stage']}"), ("inflection", "why this likelihood")):
+    for task, label in (
+        ("stage", f"why {scores['stage']}"),
+        ("inflection", "why this likelihood"),
+        ("exit", "why this risk of leaving"),
+    ):
         rows = reasons[reasons["model"] == task]
         if rows.empty:
             continue
@@ -584,7 +595,7 @@ def next_touch_command(
     uri = resolve_tracking_uri(tracking_uri)
     bundle, _ = resolve_model(model, uri)
     config = bundle.params.touches
-    export = _load_checked(data, bundle.stages)
+    export = _load_checked(data, bundle.recorded_stages)
     log = None if trial is None else read_trial(trial, config.activities)
     instant = normalise_as_of(as_of)
     result = next_touches(
@@ -659,7 +670,11 @@ def top_command(
     ],
     n: Annotated[int, typer.Option("--n", min=1, help="How many buyers.")] = 10,
 ) -> None:
-    """Show the buyers most likely to move to a later stage soon, with their reasons."""
+    """Show the buyers most likely to move to a later stage soon, with their reasons.
+
+    Where the model has exits, each buyer's probability of leaving (lost, disqualified)
+    within the same horizon is shown beside it.
+    """
     from rich.table import Table
 
     from stageml.data.io import read_table
@@ -670,8 +685,9 @@ def top_command(
     order = [c for c in ("inflection_probability", "inflection_score") if c in frame.columns]
     frame = frame.sort_values(order, ascending=False, kind="stable").head(n)
     reason_cols = [c for c in frame.columns if c.startswith("inflection_up_")]
+    exits = "exit_probability" in frame.columns
     table = Table(title=f"top {n} buyers most likely to inflect ({scores})")
-    for column in ("buyer", "stage", "next", "likelihood", "why"):
+    for column in ("buyer", "stage", "next", "likelihood", *(["exit"] if exits else []), "why"):
         table.add_column(column, overflow="fold")
     for _, row in frame.iterrows():
         why = "; ".join(str(row[c]) for c in reason_cols if not pd_isna(row[c])) or "-"
@@ -680,6 +696,7 @@ def top_command(
             str(row["stage"]),
             str(row["next_stage"]),
             f"{row['inflection_probability']:.1%}",
+            *([f"{row['exit_probability']:.1%}"] if exits else []),
             why,
         )
     console.print(table)

@@ -12,7 +12,15 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from stageml.durations import parse_duration
 from stageml.errors import ConfigError
@@ -53,6 +61,9 @@ class FeatureConfig(_Section):
     # The feature engine's working-memory budget: more partitions when a partition's
     # feature rows would pass a quarter of it (scoring also sizes DuckDB's limit from it).
     engine_memory_mb: int = Field(default=1024, ge=64)
+    # Stage-aware features from the recorded stage history as known at t
+    # (features/stage_history.py); a model using them needs stage_history to score.
+    stage_history: bool = False
 
     @field_validator("windows")
     @classmethod
@@ -69,6 +80,14 @@ class LabelConfig(_Section):
     # CRMs record stage changes late; the stage label of (buyer, t) may be read at
     # t + label_delay so that it reflects the buyer's state at t, not the clerk's delay.
     label_delay: NonNegativeDuration = Field(default_factory=lambda: pd.Timedelta(0))
+    # Further horizons answered by one discrete-time hazard model (models/hazard.py), as
+    # inflection_probability_<h>; empty: the single-horizon model only.
+    horizons: tuple[Duration, ...] = ()
+
+    @field_validator("horizons")
+    @classmethod
+    def _sorted_horizons(cls, value: tuple[pd.Timedelta, ...]) -> tuple[pd.Timedelta, ...]:
+        return tuple(sorted(set(value)))
 
 
 class SnapshotConfig(_Section):
@@ -248,6 +267,9 @@ class Params(_Section):
     """The whole of ``params.yaml``."""
 
     stages: tuple[str, ...] = DEFAULT_STAGES
+    # Terminal exits besides the ordered stages (a lost or disqualified deal): stage_history
+    # may record them; a buyer in an exit cannot advance until a later record re-opens it.
+    exits: tuple[str, ...] = ()
     seed: int = 7
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
@@ -266,6 +288,22 @@ class Params(_Section):
         if len(set(value)) != len(value):
             raise ValueError(f"stage names must be unique, got {list(value)}")
         return tuple(value)
+
+    @field_validator("exits")
+    @classmethod
+    def _distinct_exits(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        clash = sorted(set(value) & set(info.data.get("stages", ())))
+        if clash or len(set(value)) != len(value):
+            raise ValueError(
+                f"exit names must be unique and not stage names, got {list(value)} "
+                f"(shared with stages: {clash})"
+            )
+        return tuple(value)
+
+    @property
+    def recorded_stages(self) -> tuple[str, ...]:
+        """Every name stage_history may use: the ordered stages, then the exits."""
+        return self.stages + self.exits
 
 
 def load_params(path: str | Path | None = None) -> Params:

@@ -38,7 +38,11 @@ def ingest(params: Params, out: Path) -> None:
         from stageml.data.simulate import simulate_to_folder
 
         simulate_to_folder(
-            params.data.simulate_buyers, seed=params.seed, out=out, stages=params.stages
+            params.data.simulate_buyers,
+            seed=params.seed,
+            out=out,
+            stages=params.stages,
+            exits=params.exits,
         )
         return
     source = Path(params.data.source)
@@ -56,7 +60,7 @@ def ingest(params: Params, out: Path) -> None:
 
 def validate(params: Params, data: Path, out: Path) -> Export:
     """Write the validated tables as Parquet, the rejects and the row accounting."""
-    export = load_export(data, stages=params.stages, require_stage_history=True)
+    export = load_export(data, stages=params.recorded_stages, require_stage_history=True)
     out.mkdir(parents=True, exist_ok=True)
     for name in TABLES:
         frame = getattr(export, name)
@@ -72,7 +76,7 @@ def validate(params: Params, data: Path, out: Path) -> Export:
 
 def snapshots(params: Params, data: Path, out: Path) -> TrainingData:
     """Training snapshots (features + labels) and their metadata."""
-    prepared = prepare_training(load_export(data, stages=params.stages), params)
+    prepared = prepare_training(load_export(data, stages=params.recorded_stages), params)
     out.mkdir(parents=True, exist_ok=True)
     write_table(prepared.snapshots, out / "snapshots.parquet")
     meta = TrainingData(
@@ -95,7 +99,7 @@ def train(
     meta: TrainingData = _unpickle(snapshots_dir / "meta.pkl")
     meta.snapshots = read_table(snapshots_dir / "snapshots.parquet")
     result = fit(meta, params)
-    export = load_export(data, stages=params.stages)
+    export = load_export(data, stages=params.recorded_stages)
     registered = log_training(result, export, tracking_uri=tracking_uri)
     out.mkdir(parents=True, exist_ok=True)
     _pickle(result.model, out / "model.pkl")

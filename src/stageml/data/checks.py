@@ -14,7 +14,13 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from stageml.data.contract import DIRECTIONS, INTERACTION_KEYS, STAGE_KEYS, UNKNOWN_CHANNEL
+from stageml.data.contract import (
+    DIRECTIONS,
+    INTERACTION_KEYS,
+    RECORDED_AT,
+    STAGE_KEYS,
+    UNKNOWN_CHANNEL,
+)
 from stageml.data.parse import (
     ROWS_NOTE,
     SHOWN,
@@ -25,6 +31,7 @@ from stageml.data.parse import (
     isna,
     name_text,
     optional_text,
+    optional_timestamps,
     parse_timestamps,
     positions_of_repeats,
     repeats_previous_row,
@@ -97,25 +104,28 @@ def check_stage_history(raw: pd.DataFrame, file: str, stages: tuple[str, ...]) -
         }
     )
     _require_known_stages(frame["stage"], stages, file)
-    reasons = (
+    reasons: tuple[str, ...] = (
         "missing_buyer_id",
         "missing_entered_at",
         "unparseable_entered_at",
         "missing_stage",
         "entered_after_export",
-        "conflicting_stage_row",
-        "duplicate_stage_row",
     )
-    reason = first_failure(
-        [
-            isna(frame["buyer_id"]),
-            ts_missing,
-            ts_bad,
-            isna(frame["stage"]),
-            after_export(entered_at, file),
-        ],
-        len(frame),
-    )
+    failures = [
+        isna(frame["buyer_id"]),
+        ts_missing,
+        ts_bad,
+        isna(frame["stage"]),
+        after_export(entered_at, file),
+    ]
+    if RECORDED_AT in raw.columns:
+        # When the CRM logged the change; empty means "not known", read as entered_at.
+        recorded_at, recorded_bad = optional_timestamps(raw[RECORDED_AT], file, RECORDED_AT)
+        frame[RECORDED_AT] = recorded_at
+        reasons += ("unparseable_recorded_at", "recorded_at_before_entered_at")
+        failures += [recorded_bad, (recorded_at < entered_at).to_numpy(bool)]
+    reasons += ("conflicting_stage_row", "duplicate_stage_row")
+    reason = first_failure(failures, len(frame))
     conflicting, repeated = _superseded_stage_rows(frame, reason < 0, stages)
     reason[conflicting] = reasons.index("conflicting_stage_row")
     reason[repeated] = reasons.index("duplicate_stage_row")

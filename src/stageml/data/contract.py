@@ -26,6 +26,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 INTERACTION_KEYS = ("buyer_id", "occurred_at", "activity", "channel", "direction")
 STAGE_KEYS = ("buyer_id", "stage", "entered_at")
+# Optional stage_history column: when the CRM logged the change (features honour it).
+RECORDED_AT = "recorded_at"
 REJECT_COLUMNS = ("table", "row", "buyer_id", "reason")
 
 
@@ -37,9 +39,10 @@ def exactly(dtype: Any) -> pa.Check:
     return pa.Check(lambda s: s.dtype == dtype, error=f"dtype is exactly {dtype}")
 
 
-def _column(
+def column_schema(
     dtype: Any, *checks: pa.Check, nullable: bool = False, unique: bool = False
 ) -> pa.Column:
+    """Return a pandera column of exactly ``dtype`` with the given checks."""
     return pa.Column(dtype, [exactly(dtype), *checks], nullable=nullable, unique=unique)
 
 
@@ -49,11 +52,11 @@ _RANGE_INDEX = pa.Check(
 
 InteractionsSchema = pa.DataFrameSchema(
     {
-        "buyer_id": _column(STRING),
-        "occurred_at": _column(TIMESTAMP),
-        "activity": _column(STRING),
-        "channel": _column(STRING),
-        "direction": _column(STRING, pa.Check.isin(DIRECTIONS), nullable=True),
+        "buyer_id": column_schema(STRING),
+        "occurred_at": column_schema(TIMESTAMP),
+        "activity": column_schema(STRING),
+        "channel": column_schema(STRING),
+        "direction": column_schema(STRING, pa.Check.isin(DIRECTIONS), nullable=True),
     },
     checks=[_RANGE_INDEX],
     strict=True,
@@ -61,11 +64,15 @@ InteractionsSchema = pa.DataFrameSchema(
     name="interactions",
 )
 BuyersSchema = pa.DataFrameSchema(
-    {"buyer_id": _column(STRING, unique=True)}, checks=[_RANGE_INDEX], name="buyers"
+    {"buyer_id": column_schema(STRING, unique=True)}, checks=[_RANGE_INDEX], name="buyers"
 )
 # The stage vocabulary comes from params; load_export adds the taxonomy check per call.
 StageHistorySchema = pa.DataFrameSchema(
-    {"buyer_id": _column(STRING), "stage": _column(STRING), "entered_at": _column(TIMESTAMP)},
+    {
+        "buyer_id": column_schema(STRING),
+        "stage": column_schema(STRING),
+        "entered_at": column_schema(TIMESTAMP),
+    },
     checks=[_RANGE_INDEX],
     unique=list(STAGE_KEYS),
     strict=True,

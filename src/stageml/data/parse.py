@@ -112,6 +112,18 @@ def parse_timestamps(
     return parsed, missing, bad
 
 
+def optional_timestamps(raw: pd.Series, file: str, column: str) -> tuple[pd.Series, np.ndarray]:
+    """Timestamps of a column that may be empty (NaT there), plus the unparseable mask."""
+    present = ~isna(raw if pd.api.types.is_datetime64_any_dtype(raw) else clean_text(raw))
+    parsed = pd.Series(pd.NaT, index=raw.index, dtype=TIMESTAMP)
+    bad = np.zeros(len(raw), dtype=bool)
+    if present.any():
+        values, _, failed = parse_timestamps(raw[present], file, column)
+        parsed[present] = values
+        bad[present] = failed
+    return parsed, bad
+
+
 def _other_formats(text: pd.Series, file: str, column: str) -> pd.Series:
     """Day-first slash dates and Excel serial dates; NaT for anything else."""
     parts = text.str.extract(_SLASH_DATE)

@@ -60,6 +60,7 @@ from stageml.data.world import (
     build_world,
     draw_activities,
     episode_events,
+    record_exits,
     record_history,
     walk,
 )
@@ -105,6 +106,7 @@ def simulate(
     end: str | pd.Timestamp = DEFAULT_END,
     params: WorldParams | None = None,
     chunk_buyers: int = 200_000,
+    exits: Sequence[str] = (),
 ) -> SimulatedExport:
     """Simulate ``n_buyers`` buyers in memory; same arguments give identical frames.
 
@@ -116,6 +118,9 @@ def simulate(
         Root seed; the only source of randomness.
     stages
         Ordered taxonomy (at least two stages); the last one is absorbing.
+    exits
+        Terminal exits the CRM records for buyers who went quiet (see
+        :func:`~stageml.data.world.record_exits`); none by default.
     start, end
         The export window ``[start, end)``; buyers enter on days inside it.
     params
@@ -131,7 +136,7 @@ def simulate(
         unreadable date, or a non-positive number of buyers or block size.
 
     """
-    parts = list(_blocks(n_buyers, seed, stages, start, end, params, chunk_buyers))
+    parts = list(_blocks(n_buyers, seed, stages, start, end, params, chunk_buyers, exits))
     return SimulatedExport(
         *(
             None
@@ -279,6 +284,7 @@ def _blocks(
     end: str | pd.Timestamp = DEFAULT_END,
     params: WorldParams | None = None,
     chunk_buyers: int = 200_000,
+    exits: Sequence[str] = (),
 ) -> Iterator[SimulatedExport]:
     t0, t1 = _instant(start, "start"), _instant(end, "end")
     if t1 - t0 < pd.Timedelta(days=7):
@@ -292,7 +298,9 @@ def _blocks(
     for i, child in enumerate(np.random.SeedSequence(seed).spawn(n_blocks)):
         first = i * chunk_buyers
         size = min(chunk_buyers, n_buyers - first)
-        yield _simulate_block(np.random.default_rng(child), first, size, world, knobs, t0, t1)
+        yield _simulate_block(
+            np.random.default_rng(child), first, size, world, knobs, t0, t1, tuple(exits)
+        )
 
 
 class _Buyers(NamedTuple):
@@ -312,6 +320,7 @@ def _simulate_block(
     knobs: WorldParams,
     t0: pd.Timestamp,
     t1: pd.Timestamp,
+    exits: tuple[str, ...] = (),
 ) -> SimulatedExport:
     span = int((t1 - t0).total_seconds())
     n_days = span // DAY
@@ -359,11 +368,22 @@ def _simulate_block(
             "quiet_at": _stamp(t0, went_quiet).where(went_quiet < span),
         }
     )
+    closed = record_exits(
+        rng,
+        truth,
+        quiet,
+        n_exits=len(exits),
+        n_stages=len(world.stages),
+        span=span,
+        knobs=knobs,
+    )
+    records = Steps(*(np.r_[a, b] for a, b in zip(history, closed, strict=True)))
+    order = np.argsort(_key(records.buyer, records.at), kind="stable")
     stage_history = pd.DataFrame(
         {
-            "buyer_id": ids(history.buyer),
-            "stage": _labels(world.stages, history.stage),
-            "entered_at": _stamp(t0, history.at),
+            "buyer_id": ids(records.buyer[order]),
+            "stage": _labels(world.stages + exits, records.stage[order]),
+            "entered_at": _stamp(t0, records.at[order]),
         }
     )
     trial = touch_truth = None

@@ -33,12 +33,14 @@ from rich.table import Table
 from stageml.config import DEFAULT_STAGES
 from stageml.data.checks import Checked, check_buyers, check_interactions, check_stage_history
 from stageml.data.contract import (
+    RECORDED_AT,
     REQUIRED_COLUMNS,
     BuyersSchema,
     Export,
     InteractionsSchema,
     StageHistorySchema,
     TableReport,
+    column_schema,
     exactly,
 )
 from stageml.data.io import TABLES, find_table, read_table, write_table
@@ -47,11 +49,13 @@ from stageml.data.parse import (
     ROWS_NOTE,
     SHOWN,
     STRING,
+    TIMESTAMP,
 )
 from stageml.errors import ContractError
 
 # Re-exported: callers import the result types from the module that produces them.
 __all__ = [
+    "RECORDED_AT",
     "SOURCE_ROW",
     "STRING",
     "Export",
@@ -128,6 +132,10 @@ def validate_frames(
             "stage", checks=[exactly(STRING), pa.Check.isin(list(stages))]
         ),
     }
+    if "stage_history" in raw and RECORDED_AT in raw["stage_history"].columns:
+        schemas["stage_history"] = schemas["stage_history"].add_columns(
+            {RECORDED_AT: column_schema(TIMESTAMP, nullable=True)}
+        )
     checked: dict[str, Checked] = {}
     rows: dict[str, np.ndarray | None] = {}
     for name in TABLES:

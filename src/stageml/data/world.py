@@ -147,6 +147,10 @@ class WorldParams:
         UTC) with probability ``enrol_share`` while in play; each enrolment gets one touch
         drawn uniformly from :data:`TOUCH_EFFECTS` or none (the control). The true lift
         written for them is over ``trial_horizon_days`` (the label horizon).
+    exit_share, exit_lag_days
+        When the taxonomy has exits: share of buyers gone quiet whom the CRM closes as an
+        exit (``disqualified`` from the first stage, ``lost`` after it), a uniform number
+        of days in ``exit_lag_days`` after they went quiet.
 
     """
 
@@ -167,6 +171,8 @@ class WorldParams:
     enrol_share: float = 0.25
     trial_every_days: int = 7
     trial_horizon_days: int = 30
+    exit_share: float = 0.8
+    exit_lag_days: tuple[float, float] = (10.0, 45.0)
 
 
 @dataclass(frozen=True)
@@ -476,6 +482,35 @@ def record_history(
     t = np.maximum.accumulate(t - pos * 60 + shift) - shift + pos * 60
     keep = t < span  # changes recorded after the export instant are not in it yet
     return Steps(b[keep], t[keep], stage[keep])
+
+
+def record_exits(
+    rng: np.random.Generator,
+    truth: Steps,
+    quiet: np.ndarray,
+    *,
+    n_exits: int,
+    n_stages: int,
+    span: int,
+    knobs: WorldParams,
+) -> Steps:
+    """Close some buyers who went quiet as an exit, weeks after they went quiet (the CRM).
+
+    Exit ``n_stages + 0`` (e.g. lost) for buyers quiet past the first stage, the last exit
+    (e.g. disqualified) for buyers quiet in the first stage. Drawn after everything else,
+    so the other tables do not depend on whether the taxonomy has exits.
+    """
+    if n_exits == 0:
+        return Steps(*(np.empty(0, np.int64) for _ in range(3)))
+    last = np.r_[truth.buyer[1:] != truth.buyer[:-1], True]  # truth is sorted by buyer, time
+    stage_at_end = np.zeros(len(quiet), np.int64)
+    stage_at_end[truth.buyer[last]] = truth.stage[last]
+    closed = (quiet < span) & (rng.random(len(quiet)) < knobs.exit_share)
+    low, high = knobs.exit_lag_days
+    at = quiet + (rng.uniform(low, high, len(quiet)) * DAY).astype(np.int64)
+    which = np.where(stage_at_end == 0, n_exits - 1, 0)
+    buyer = np.flatnonzero(closed & (at < span))
+    return Steps(buyer, at[buyer], n_stages + which[buyer])
 
 
 def _stack(parts: Sequence[tuple[np.ndarray, ...]], width: int) -> tuple[np.ndarray, ...]:

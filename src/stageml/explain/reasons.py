@@ -1,12 +1,13 @@
 """Per-buyer reason codes: the strongest behaviours up and down, in words.
 
 Reason codes for a row are the feature *families* (:mod:`stageml.features.families`: all
-windows of one activity, all recency features, ...) with the largest positive ("up") and
-most negative ("down") summed contributions to the predicted stage's logit and to the
-inflection log-odds (:mod:`stageml.explain.contributions`), so they explain the ranking of
-a buyer, not the calibrated percentage shown next to it. Family sums still add up to the
-margin. Under ``train.inflection_fit.final_stage: zero`` the predicted final stage's
-inflection reasons are left empty (its likelihood is zero there, not the model's).
+windows of one activity, all recency features, the recorded stage, ...) with the largest
+positive ("up") and most negative ("down") summed contributions to the predicted stage's
+logit, to the inflection log-odds and, when the taxonomy has exits, to the exit log-odds
+(:mod:`stageml.explain.contributions`), so they explain the ranking of a buyer, not the
+calibrated percentage shown next to it. Family sums still add up to the margin. Under
+``train.inflection_fit.final_stage: zero`` the predicted final stage's inflection and exit
+reasons are left empty (both are zero there, not the model's).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from stageml.explain.contributions import (
 )
 from stageml.features.engine import KEYS
 from stageml.features.families import family_describer, feature_families
+from stageml.features.stage_history import STAGE_COLUMNS, describe_stage_feature
 from stageml.models.bundle import StageModel
+from stageml.models.estimators import CalibratedLGBM
 
 # Reason codes are computed in batches so that peak memory is one batch's (n, K, F+1) array.
 BATCH_ROWS = 100_000
-TASKS = ("stage", "inflection")
 REASON_COLUMNS = ("row", "model", "direction", "rank", "feature", "value", "contribution", "text")
 
 
@@ -66,14 +68,32 @@ def _task_contrib(
     predicted = model.stage_model.predict(X)
     # Only the predicted stage is explained, so only its trees are walked.
     stage = class_contributions(model.stage_model, X, predicted, workers=workers, _pool=pool)
-    inflection = contributions(model.inflection_model, X, workers=workers, _pool=pool)
     explained = np.ones(len(X), dtype=bool)
     if model.params.train.inflection_fit.final_stage == "zero":
         explained = predicted != len(model.stages) - 1
-    return {
-        "stage": (stage[:, :n_features], np.ones(len(X), dtype=bool)),
-        "inflection": (inflection[:, 0, :n_features], explained),
-    }
+    tasks = {"stage": (stage[:, :n_features], np.ones(len(X), dtype=bool))}
+    for task, estimator in _binary_models(model).items():
+        values = contributions(estimator, X, workers=workers, _pool=pool)
+        tasks[task] = (values[:, 0, :n_features], explained)
+    return tasks
+
+
+def _binary_models(model: StageModel) -> dict[str, CalibratedLGBM]:
+    """Return the binary models of a bundle: inflection, and exit if the taxonomy has exits."""
+    found = {"inflection": model.inflection_model, "exit": model.exit_model}
+    return {task: estimator for task, estimator in found.items() if estimator is not None}
+
+
+def model_tasks(model: StageModel) -> tuple[str, ...]:
+    """Return the tasks reason codes are given for: stage, inflection and (if any) exit."""
+    return ("stage", *_binary_models(model))
+
+
+def model_families(model: StageModel, columns: list[str]) -> dict[str, tuple[str, ...]]:
+    """Return the reason families of a model's columns: the engine's, and the recorded stage."""
+    families = feature_families(model.vocabulary, model.params.features)  # type: ignore[arg-type]
+    recorded = tuple(c for c in STAGE_COLUMNS if c in columns)
+    return {**families, "recorded_stage": recorded} if recorded else families
 
 
 def _batch_table(
@@ -86,7 +106,7 @@ def _batch_table(
 ) -> pd.DataFrame:
     pieces = []
     tasks = _task_contrib(model, X, workers, pool)
-    families = feature_families(model.vocabulary, model.params.features)  # type: ignore[arg-type]
+    families = model_families(model, list(X.columns))
     matrix = family_matrix(list(X.columns), families)
     for t, (task, (contrib, applies)) in enumerate(tasks.items()):
         grouped = contrib @ matrix
@@ -143,13 +163,13 @@ def reason_table(
     Returns
     -------
     pandas.DataFrame
-        Columns ``row`` (position in ``features``), ``model`` (``stage``/``inflection``),
-        ``direction`` (``up``/``down``), ``rank`` (1 = strongest), ``feature`` (the family,
-        e.g. ``activity_demo_request``), ``value`` (the buyer's values of the family's
-        columns, a dict), ``contribution`` (the family's summed contribution, signed, raw
-        margin units: logit of the predicted stage, or log-odds of inflection) and ``text``.
-        Only families with a contribution of the direction's sign are listed, so a row may
-        have fewer than k.
+        Columns ``row`` (position in ``features``), ``model`` (``stage``/``inflection``/
+        ``exit``), ``direction`` (``up``/``down``), ``rank`` (1 = strongest), ``feature``
+        (the family, e.g. ``activity_demo_request``), ``value`` (the buyer's values of the
+        family's columns, a dict), ``contribution`` (the family's summed contribution,
+        signed, raw margin units: logit of the predicted stage, or log-odds of inflection or
+        exit) and ``text``. Only families with a contribution of the direction's sign are
+        listed, so a row may have fewer than k.
 
     """
     if k < 1:
@@ -158,7 +178,7 @@ def reason_table(
         raise ModelError(f"workers must be at least 1, got {workers}")
     X = features[model.feature_names]
     n_workers = default_workers(len(X)) if workers is None else workers
-    estimators = (model.stage_model, model.inflection_model)
+    estimators = (model.stage_model, *_binary_models(model).values())
     pool = shared_pool(estimators, n_workers) if n_workers > 1 and len(X) >= 2 else None
     batches = [
         _batch_table(model, X.iloc[start : start + BATCH_ROWS], start, k, n_workers, pool)
@@ -167,7 +187,13 @@ def reason_table(
     if not batches:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in REASON_COLUMNS})
     table = pd.concat(batches, ignore_index=True)
-    describe_one = family_describer(model.vocabulary, model.params.features)  # type: ignore[arg-type]
+    describe_family = family_describer(model.vocabulary, model.params.features)  # type: ignore[arg-type]
+
+    def describe_one(family: str, values: dict[str, Any]) -> str:
+        if family == "recorded_stage":
+            return "; ".join(describe_stage_feature(c, v, model.params) for c, v in values.items())
+        return describe_family(family, values)
+
     cache: dict[tuple[str, Any], str] = {}
     texts = []
     for family, values, contribution in zip(
@@ -197,7 +223,8 @@ def reason_codes(
     pandas.DataFrame
         The ``buyer_id``/``as_of`` keys when ``features`` has them, the predicted ``stage``,
         then text columns ``stage_up_1`` … ``stage_up_k``, ``stage_down_1`` … ``stage_down_k``,
-        ``inflection_up_1`` … ``inflection_down_k``, e.g.
+        ``inflection_up_1`` … ``inflection_down_k`` (and ``exit_up_1`` … ``exit_down_k`` when
+        the model has exits), e.g.
         ``"3 × demo request in the last 7 days, none before (+0.61)"``; the number is the signed
         contribution in raw margin units (stage logit / inflection log-odds). Missing where
         fewer than k factors push that way, and for inflection at the predicted final
@@ -205,7 +232,9 @@ def reason_codes(
 
     """
     table = reason_table(model, features, k=k, workers=workers)
-    columns = [f"{t}_{d}_{r}" for t in TASKS for d in ("up", "down") for r in range(1, k + 1)]
+    columns = [
+        f"{t}_{d}_{r}" for t in model_tasks(model) for d in ("up", "down") for r in range(1, k + 1)
+    ]
     wide = pd.DataFrame(index=pd.RangeIndex(len(features)), columns=columns, dtype="string")
     if len(table):
         names = table["model"] + "_" + table["direction"] + "_" + table["rank"].astype(str)

@@ -9,6 +9,7 @@ import pandas as pd
 from stageml.config import Params
 from stageml.data.span import data_span, snapshot_dates
 from stageml.features.engine import KEYS, build_features
+from stageml.features.stage_history import add_stage_features
 from stageml.features.vocabulary import Vocabulary
 from stageml.models.labels import build_labels
 
@@ -38,11 +39,13 @@ def build_snapshots(
         buyers=buyers,
         progress=progress,
     )
+    features = add_stage_features(features, stage_history, params)
     labels = build_labels(
         features[list(KEYS)],
         stage_history,
         stages=params.stages,
         config=params.labels,
         data_end=end,
+        exits=params.exits,
     )
     return pd.concat([features, labels.drop(columns=list(KEYS))], axis=1)

@@ -22,6 +22,7 @@ from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.features.drift import fit_reference
 from stageml.features.engine import KEYS, feature_columns
+from stageml.features.stage_history import stage_columns
 from stageml.features.vocabulary import Vocabulary, fit_vocabulary
 from stageml.models.baselines import (
     LastActivityRule,
@@ -30,8 +31,9 @@ from stageml.models.baselines import (
     fit_quietly,
     logistic_baseline,
 )
-from stageml.models.bundle import StageModel, at_final_stage
+from stageml.models.bundle import StageModel, at_final_stage, in_exit
 from stageml.models.estimators import CalibratedLGBM, Calibration
+from stageml.models.hazard import fit_hazard, horizon_metrics
 from stageml.models.metrics import (
     inflection_metrics,
     reliability_curve,
@@ -108,12 +110,14 @@ def _booster(
     calibration: Calibration = params.train.calibration
     refit, linear, class_weight, half_life = False, None, params.train.class_weight, None
     decreasing = None
-    if task == "inflection":
+    if task in BINARY_TASKS:
+        # The exit model is fitted like the inflection model, except for cooling: going
+        # quiet is what makes a buyer leave, so elapsed time may not only lower it.
         own = params.train.inflection_fit
         calibration = own.calibration or calibration
         refit = own.refit
         linear = linear_columns(own.linear_base, columns)
-        decreasing = elapsed_columns(columns) if own.cooling else None
+        decreasing = elapsed_columns(columns) if own.cooling and task == "inflection" else None
         class_weight = own.class_weight
         if own.recency_half_life is not None:
             half_life = own.recency_half_life * params.labels.horizon
@@ -128,6 +132,10 @@ def _booster(
         decreasing_columns=decreasing,
         random_state=params.seed,
     )
+
+
+# The binary questions asked of buyers who can still advance: move on, or leave.
+BINARY_TASKS = ("inflection", "exit")
 
 
 def linear_columns(rule: str, columns: list[str]) -> tuple[str, ...] | None:
@@ -230,7 +238,7 @@ def fit(
     say = progress or (lambda _msg: None)
     timings: dict[str, float] = {"features_s": data.seconds}
     snaps, vocabulary, split = data.snapshots, data.vocabulary, data.split
-    columns = feature_columns(vocabulary, params.features)
+    columns = feature_columns(vocabulary, params.features) + stage_columns(params)
     period = _periods(snaps, split)
     n_stages = len(params.stages)
 
@@ -248,16 +256,19 @@ def fit(
     metrics: dict[str, float] = {}
     reliability: dict[str, dict[str, list[float]]] = {}
     fitted: dict[str, CalibratedLGBM] = {}
-    for task, label, n_classes, config in (
+    tasks = [
         ("stage", "stage_index", n_stages, params.train.stage),
         ("inflection", "inflection", 2, params.train.inflection),
-    ):
+    ]
+    if params.exits:
+        tasks.append(("exit", "exit", 2, params.train.inflection))
+    for task, label, n_classes, config in tasks:
         say(f"training the {task} model")
         X, y = rows("train", label)
         Xv, yv = rows("valid", label)
         Xt, yt = rows("test", label)
         # The model's own rows: for inflection, optionally the buyers who can still advance.
-        own = task == "inflection" and params.train.inflection_fit.rows == "can_advance"
+        own = task in BINARY_TASKS and params.train.inflection_fit.rows == "can_advance"
         Xm, ym = rows("train", label, only_advancing=own)
         Xmv, ymv = rows("valid", label, only_advancing=own)
         if (
@@ -281,13 +292,15 @@ def fit(
         fitted[task] = model
         raw = model.predict_proba_raw(Xt)
         calibrated = model.calibrate(raw)
-        if task == "inflection":
+        if task in BINARY_TASKS:
             # As the product scores it (StageModel.predict_features): at the predicted final
-            # stage, after inflection_fit.final_stage.
+            # stage, after inflection_fit.final_stage; no inflection for a buyer in an exit.
             stage_p = fitted["stage"].predict_proba(Xt)
             rule = params.train.inflection_fit.final_stage
+            exited = in_exit(Xt) if task == "inflection" else np.zeros(len(Xt), dtype=bool)
             raw, calibrated = (
-                _binary(at_final_stage(p[:, 1], stage_p, rule)) for p in (raw, calibrated)
+                _binary(np.where(exited, 0.0, at_final_stage(p[:, 1], stage_p, rule)))
+                for p in (raw, calibrated)
             )
         candidates: dict[str, np.ndarray] = {
             "model": calibrated,
@@ -314,7 +327,9 @@ def fit(
                     _prefixed(f"{prefix}.can_advance", inflection_metrics(yt[can], proba[can, 1]))
                 )
         metrics[f"{task}.best_iteration"] = float(model.best_iteration_)
-        if task == "inflection":
+        if task == "exit":
+            reliability["exit"] = reliability_curve(yt, candidates["model"][:, 1])
+        elif task == "inflection":
             reliability["calibrated"] = reliability_curve(yt, candidates["model"][:, 1])
             reliability["raw"] = reliability_curve(yt, candidates["model_raw"][:, 1])
             inflection_test = (
@@ -328,6 +343,12 @@ def fit(
             )
         else:
             confusion = stage_confusion(yt, candidates["model"], n_stages)
+    hazard = None
+    if params.labels.horizons:
+        say("training the multi-horizon hazard model")
+        ends = {"train": split.valid[0], "valid": split.test[0]}
+        hazard = fit_hazard(snaps, columns, period, ends, params)
+        metrics.update(horizon_metrics(hazard, snaps[period == "test"], columns))
     timings["fit_s"] = time.perf_counter() - clock
     by_period = {
         name: _product_reliability(fitted, params, *rows(name, "inflection", only_advancing=True))
@@ -339,6 +360,8 @@ def fit(
         stage_model=fitted["stage"],
         inflection_model=fitted["inflection"],
         drift_reference=fit_reference(snaps.loc[period == "train"], columns),
+        exit_model=fitted.get("exit"),
+        hazard_model=hazard,
     )
     test_frame = snaps[period == "test"].reset_index(drop=True)
     return TrainingResult(

@@ -38,7 +38,8 @@ from stageml.features.drift import psi_table
 from stageml.models.bundle import StageModel
 from stageml.models.estimators import free_threads
 
-SCORING_TABLES = ("interactions", "buyers")
+# stage_history is read when present; models using stage-history features require it.
+SCORING_TABLES = ("interactions", "buyers", "stage_history")
 _DRIFT_SAMPLE_ROWS = 50_000
 _ARROW_TO_PANDAS = {pa.string(): STRING, pa.large_string(): STRING, pa.string_view(): STRING}
 
@@ -76,8 +77,14 @@ def score_tables(
     ``threads`` caps the feature engine and reason codes (1 inside a worker process).
     """
     tables = {k: v for k, v in raw.items() if k in SCORING_TABLES}
-    export = validate_frames(tables, sources=sources, stages=model.stages)
-    features = model.features(export.interactions, [as_of], export.buyers, threads=threads)
+    export = validate_frames(tables, sources=sources, stages=model.recorded_stages)
+    features = model.features(
+        export.interactions,
+        [as_of],
+        export.buyers,
+        stage_history=export.stage_history,
+        threads=threads,
+    )
     scores = model.predict_features(features, threads=threads)
     if reasons > 0 and len(features):
         from stageml.explain.reasons import reason_codes
@@ -204,7 +211,7 @@ def score_local(
     """
     clock = time.perf_counter()
     instant = normalise_as_of(as_of)
-    sources = scoring_sources(Path(data))
+    sources = scoring_sources(Path(data), stage_history=model.params.features.stage_history)
     out_path = Path(out)
     rows_per_part = partition_rows or model.params.features.partition_rows
     with tempfile.TemporaryDirectory(prefix="stageml-score-") as tmp:
@@ -245,9 +252,14 @@ def score_local(
     return finish_run(run, parts, model, n_parts)
 
 
-def scoring_sources(folder: Path) -> dict[str, Path]:
-    """Find the export's scoring tables; the interactions table is required."""
-    sources = {name: p for name in SCORING_TABLES if (p := find_table(folder, name)) is not None}
+def scoring_sources(folder: Path, *, stage_history: bool = False) -> dict[str, Path]:
+    """Find the export's scoring tables; the interactions table is required.
+
+    ``stage_history``: also the stage history, for a model with stage-history features
+    (other models never read it).
+    """
+    wanted = [n for n in SCORING_TABLES if n != "stage_history" or stage_history]
+    sources = {name: p for name in wanted if (p := find_table(folder, name)) is not None}
     if "interactions" not in sources:
         raise ContractError(
             file=str(folder),

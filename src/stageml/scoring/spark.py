@@ -42,6 +42,7 @@ import pandas as pd
 
 from stageml.data.io import atomic_path, csv_header
 from stageml.data.validate import SOURCE_ROW
+from stageml.errors import StageMLError
 from stageml.models.bundle import StageModel
 from stageml.scoring.local import (
     _DRIFT_SAMPLE_ROWS,
@@ -146,6 +147,12 @@ def score_spark(
     """
     clock = time.perf_counter()
     instant = normalise_as_of(as_of)
+    if model.params.features.stage_history:
+        raise StageMLError(
+            "this model uses stage-history features, and the Spark engine reads only "
+            "interactions and buyers. Fix: score it with the local engine (--engine local), "
+            "or train with features.stage_history: false"
+        )
     sources = scoring_sources(Path(data))
     if buckets is not None and buckets < 1:
         raise ValueError(f"buckets must be a positive integer or None, got {buckets}")

@@ -61,22 +61,27 @@ def calibration_curves(model: StageModel, test: pd.DataFrame) -> dict[str, dict[
     proba = model.stage_model.predict_proba(stage_rows[model.feature_names])
     top = proba.argmax(axis=1)
     onehot = np.eye(proba.shape[1])[y]
-    own = test["inflection"].notna()
-    if model.params.train.inflection_fit.rows == "can_advance":
-        own &= test["can_advance"].fillna(False).astype(bool)
-    rows = test[own]
-    raw = model.inflection_model.predict_proba_raw(rows[model.feature_names])
-    outcome = rows["inflection"].astype(int).to_numpy()
-    return {
+    curves: dict[str, dict[str, Curve]] = {
         "stage": {
             "top label": reliability_curve((top == y).astype(float), proba.max(axis=1)),
             "every stage, pooled": reliability_curve(onehot.ravel(), proba.ravel()),
-        },
-        "inflection": {
-            "calibrated": reliability_curve(outcome, model.inflection_model.calibrate(raw)[:, 1]),
-            "raw": reliability_curve(outcome, raw[:, 1]),
-        },
+        }
     }
+    binary = {"inflection": model.inflection_model, "exit": model.exit_model}
+    for task, estimator in binary.items():
+        if estimator is None or task not in test:
+            continue
+        own = test[task].notna()
+        if model.params.train.inflection_fit.rows == "can_advance":
+            own &= test["can_advance"].fillna(False).astype(bool)
+        rows = test[own]
+        raw = estimator.predict_proba_raw(rows[model.feature_names])
+        outcome = rows[task].astype(int).to_numpy()
+        curves[task] = {
+            "calibrated": reliability_curve(outcome, estimator.calibrate(raw)[:, 1]),
+            "raw": reliability_curve(outcome, raw[:, 1]),
+        }
+    return curves
 
 
 def reliability_figure(curves: dict[str, Curve], title: str) -> Figure:
@@ -88,8 +93,12 @@ def reliability_figure(curves: dict[str, Curve], title: str) -> Figure:
 
 
 def calibration_figure(curves: dict[str, dict[str, Curve]]) -> Figure:
-    """One row: the stage model's reliability beside the inflection model's own."""
-    titles = {"stage": "Stage model", "inflection": "Inflection model (its own rows)"}
+    """One row: the stage model's reliability beside the inflection (and exit) model's own."""
+    titles = {
+        "stage": "Stage model",
+        "inflection": "Inflection model (its own rows)",
+        "exit": "Exit model (its own rows)",
+    }
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 5), squeeze=False)
     for ax, (task, task_curves) in zip(axes[0], curves.items(), strict=True):
         _reliability_axes(ax, task_curves, titles.get(task, task))

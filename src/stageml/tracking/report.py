@@ -49,6 +49,8 @@ def _metrics_html(metrics: Mapping[str, float]) -> str:
         for name in names:
             values = [metrics.get(metric_key(task, c, name)) for c in CANDIDATES]
             known = [v for v in values if v is not None]
+            if not known:
+                continue
             best = (
                 (min if name in _LOWER_IS_BETTER else max)(known)
                 if known and name not in UNRANKED
@@ -85,6 +87,7 @@ def render_report(
     )
     settings = {
         "stages": " → ".join(params.stages),
+        "exits": ", ".join(params.exits) or "none",
         "horizon": format_duration(params.labels.horizon),
         "label delay": format_duration(params.labels.label_delay)
         if params.labels.label_delay
@@ -106,7 +109,8 @@ def render_report(
 <style>{_STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p class="sub">Stage model and {format_duration(params.labels.horizon)} inflection model; \
+<p class="sub">Stage model and {format_duration(params.labels.horizon)} inflection \
+{"and exit models" if params.exits else "model"}; \
 all figures on the test
 period, which is later in time than training and calibration.</p>
 <h2>Metrics vs baselines</h2>

@@ -29,7 +29,7 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 
 import stageml
-from stageml.data.validate import Export
+from stageml.data.validate import RECORDED_AT, Export
 from stageml.errors import ModelError
 from stageml.explain.plots import global_figures
 from stageml.models.bundle import StageModel
@@ -60,7 +60,10 @@ class StageMLPyfunc(PythonModel):
 
     The as-of instant comes from an ``as_of`` column (several values are allowed) or the
     ``as_of`` param. Buyer attributes may ride along as extra columns named as in the
-    training ``buyers`` table (first value per buyer is used).
+    training ``buyers`` table (first value per buyer is used). A model with stage-history
+    features also reads the CRM's recorded changes from the same frame: rows with a
+    ``stage`` are stage changes entered at their ``occurred_at`` (logged at an optional
+    ``recorded_at``), not interactions.
     """
 
     def load_context(self, context: Any) -> None:
@@ -77,6 +80,19 @@ class StageMLPyfunc(PythonModel):
 
 def predict_raw(model: StageModel, frame: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
     """Apply the pyfunc contract, usable without MLflow (Spark workers call this too)."""
+    changes = frame["stage"].notna() if "stage" in frame.columns else pd.Series(False, frame.index)
+    history = None
+    if changes.any():
+        history = pd.DataFrame(
+            {
+                "buyer_id": pd.array(frame.loc[changes, "buyer_id"], dtype="string"),
+                "stage": pd.array(frame.loc[changes, "stage"], dtype="string"),
+                "entered_at": _utc_naive(frame.loc[changes, "occurred_at"]),
+            }
+        )
+        if RECORDED_AT in frame.columns:
+            history[RECORDED_AT] = _utc_naive(frame.loc[changes, RECORDED_AT])
+        frame = frame[~changes]
     interactions = frame[[c for c in INPUT_COLUMNS if c in frame.columns]].copy()
     stamps = pd.to_datetime(interactions["occurred_at"], utc=True)
     interactions["occurred_at"] = stamps.dt.tz_localize(None).astype("datetime64[us]")
@@ -88,7 +104,12 @@ def predict_raw(model: StageModel, frame: pd.DataFrame, as_of: Any = None) -> pd
         raise ModelError("no as-of instant: pass an 'as_of' column or params={'as_of': ...}")
     attributes = [a for a in getattr(model.vocabulary, "attributes", {}) if a in frame.columns]
     buyers = frame[["buyer_id", *attributes]].drop_duplicates("buyer_id") if attributes else None
-    return model.predict(interactions, instants, buyers)
+    return model.predict(interactions, instants, buyers, stage_history=history)
+
+
+def _utc_naive(values: pd.Series) -> np.ndarray:
+    stamps = pd.to_datetime(values.reset_index(drop=True), utc=True).dt.tz_localize(None)
+    return np.asarray(stamps.astype("datetime64[us]"))
 
 
 @dataclass(frozen=True)
@@ -230,6 +251,10 @@ def _log_pyfunc(model: StageModel, export: Export, name: str) -> Any:
     example = export.interactions[export.interactions["buyer_id"].isin(sample_buyers)]
     example = example[[c for c in INPUT_COLUMNS if c in example.columns]].reset_index(drop=True)
     as_of = str(example["occurred_at"].max() + pd.Timedelta(days=1))
+    if model.params.features.stage_history and export.stage_history is not None:
+        changes = export.stage_history[export.stage_history["buyer_id"].isin(sample_buyers)]
+        changes = changes.rename(columns={"entered_at": "occurred_at"})
+        example = pd.concat([example, changes], ignore_index=True)
     output = predict_raw(model, example, as_of)
     signature = infer_signature(example, output, params={"as_of": as_of})
     with tempfile.TemporaryDirectory() as tmp:
@@ -300,7 +325,12 @@ def _compare_with_champion(
             "reason": "the champion predicts another stage taxonomy; promote by hand",
         }
     test = result.test_frame
-    theirs = previous.predict(export.interactions, sorted(test["as_of"].unique()), export.buyers)
+    theirs = previous.predict(
+        export.interactions,
+        sorted(test["as_of"].unique()),
+        export.buyers,
+        stage_history=export.stage_history,
+    )
     merged = test.merge(theirs, on=["buyer_id", "as_of"], suffixes=("", "_champion"))
     ours = result.model.predict_features(merged)
     scores: dict[str, dict[str, float]] = {}

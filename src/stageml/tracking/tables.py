@@ -26,6 +26,8 @@ ROWS = {
         "positive_rate",
         "mean_probability",
     ),
+    # Only when the taxonomy has exits (rows without any value are left out).
+    "exit.can_advance": ("roc_auc", "brier", "ece", "positive_rate", "mean_probability"),
 }
 # Rows that describe the data or the level, where no candidate is "best".
 UNRANKED = ("positive_rate", "mean_probability")
@@ -50,5 +52,7 @@ def metrics_table(metrics: dict[str, float], stages: Sequence[str]) -> Table:
     for task, names in ROWS.items():
         for name in names:
             values = [metrics.get(metric_key(task, c, name)) for c in CANDIDATES]
+            if all(v is None for v in values):
+                continue
             table.add_row(f"{task}.{name}", *("-" if v is None else f"{v:.4f}" for v in values))
     return table

@@ -23,7 +23,8 @@ Rules shared by every kind:
   step back is not recorded). Every recorded stage change is thus the instant of one of
   the buyer's interactions (:func:`coincidence_rate` = 1): the current stage is readable
   from the history, and the honest task is the *inflection* of buyers who can still
-  advance.
+  advance. Kinds whose source records an exit (Maven's lost deals) map it to a terminal
+  exit (``Importer.exits``, written to params as ``exits``) at that event's instant.
 * **Snapshots** in the generated params start at the later of (first instant + warmup)
   and the first recorded entry into the last stage: before it the export holds no outcome
   at all, so every earlier label would be a 0 by coverage, not by behaviour. They end one
@@ -175,6 +176,7 @@ def _derived_params(
         )
     raw: dict[str, Any] = {
         "stages": list(importer.stages),
+        "exits": list(importer.exits),
         "seed": seed,
         **importer.params,
         "snapshots": {
@@ -271,7 +273,7 @@ def import_export(
     mapped = importer.mapping(raw)
     reports = _account(importer, paths, raw, mapped)
     interactions = mapped.interactions.drop(columns=[SOURCE_COLUMN, ROW_COLUMN])
-    history = stage_history(interactions, importer.stage_of, importer.stages)
+    history = stage_history(interactions, importer.stage_of, importer.stages, importer.exits)
     tables = {"interactions": interactions, "stage_history": history}
     if mapped.buyers is not None:
         tables["buyers"] = mapped.buyers
@@ -290,7 +292,7 @@ def import_export(
             _params_text(importer, _derived_params(interactions, history, importer, seed))
         )
     settings = load_params(params_path)
-    export = load_export(out, stages=settings.stages, require_stage_history=True)
+    export = load_export(out, stages=settings.recorded_stages, require_stage_history=True)
     if len(export.rejects):
         raise StageMLError(
             f"importer bug ({kind}): the written export in {out} has {len(export.rejects):,} "

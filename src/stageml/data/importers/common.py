@@ -94,9 +94,11 @@ class Importer:
     sources: tuple[Source, ...]
     mapping: Callable[[Mapping[str, pd.DataFrame]], Mapped]
     stages: tuple[str, ...]
-    stage_of: dict[str, str]  # activity -> the stage it marks
+    stage_of: dict[str, str]  # activity -> the stage (or exit) it marks
     params: dict[str, Any]
     doc: str
+    # Terminal exits the export records (an activity in stage_of marks each), e.g. lost.
+    exits: tuple[str, ...] = ()
     # The activity by which new buyers arrive, for exports that stop recording arrivals
     # long before outcomes: snapshots then end with the arrivals.
     arrival: str | None = None
@@ -174,11 +176,15 @@ def local_midnight_utc(dates: pd.Series, zone: str) -> pd.Series:
 
 
 def stage_history(
-    interactions: pd.DataFrame, stage_of: Mapping[str, str], stages: Sequence[str]
+    interactions: pd.DataFrame,
+    stage_of: Mapping[str, str],
+    stages: Sequence[str],
+    exits: Sequence[str] = (),
 ) -> pd.DataFrame:
     """First instant of every new furthest stage per buyer, from stage-marking activities.
 
-    Same-instant events are applied in taxonomy order, so the furthest one wins.
+    Same-instant events are applied in taxonomy order, so the furthest one wins. Every
+    exit-marking event is recorded (first per buyer and exit), after same-instant stages.
     """
     marks = interactions[interactions["activity"].isin(list(stage_of))]
     frame = pd.DataFrame(
@@ -188,11 +194,17 @@ def stage_history(
             "entered_at": marks["occurred_at"].to_numpy(),
         }
     )
-    frame["_rank"] = frame["stage"].map({name: i for i, name in enumerate(stages)})
+    frame["_rank"] = frame["stage"].map({name: i for i, name in enumerate([*stages, *exits])})
     frame = frame.sort_values(["buyer_id", "entered_at", "_rank"], kind="stable")
-    best_before = frame.groupby("buyer_id")["_rank"].cummax().groupby(frame["buyer_id"]).shift()
-    new_max = best_before.isna() | (frame["_rank"] > best_before)
-    return frame.loc[new_max, ["buyer_id", "stage", "entered_at"]].reset_index(drop=True)
+    left = frame["stage"].isin(list(exits)).to_numpy()
+    ordered = frame[~left]
+    best_before = ordered.groupby("buyer_id")["_rank"].cummax().groupby(ordered["buyer_id"]).shift()
+    new_max = ordered[best_before.isna() | (ordered["_rank"] > best_before)]
+    first_exit = frame[left].drop_duplicates(["buyer_id", "stage"])
+    kept = pd.concat([new_max, first_exit]).sort_values(
+        ["buyer_id", "entered_at", "_rank"], kind="stable"
+    )
+    return kept[["buyer_id", "stage", "entered_at"]].reset_index(drop=True)
 
 
 def default_params(
@@ -200,7 +212,7 @@ def default_params(
 ) -> dict[str, Any]:
     """Return the params every import writes, before the export-derived snapshot bounds."""
     return {
-        "features": {"windows": list(windows), "trend_window": trend},
+        "features": {"windows": list(windows), "trend_window": trend, "stage_history": True},
         "labels": {"horizon": horizon, "label_delay": "0d"},
         "snapshots": {"every": every, "warmup": warmup},
     }

@@ -31,11 +31,10 @@ MAVEN_DOC = """\
   (products.csv; the pipeline's `GTXPro` is matched to `GTX Pro` ignoring spaces),
   `sales_agent`, `manager`, `regional_office` (sales_teams.csv).
 * **Stages** (ordered): `engaging` (engaged) → `won` (deal_won). `Prospecting`
-  opportunities carry no date at all and cannot be placed in time: rejected. `Lost` is
-  not a stage: stageml's taxonomy is one ordered progression without exits, so a lost
-  deal stays `engaging` in the stage history and its `deal_lost` interaction tells the
-  features it is closed. stageml's `can_advance` (stage is not the last) therefore
-  includes closed-lost deals, which are easy negatives.
+  opportunities carry no date at all and cannot be placed in time: rejected.
+  **Exit**: `lost` (deal_lost, at `close_date`; params `exits: [lost]`). A lost deal is
+  in an exit from its close date on, so it is not `can_advance`: the inflection model
+  learns from open deals only, and the exit model predicts which open deals are lost.
 * **Inflection**: an engaging opportunity is won within 60 days.
 * **Left out as leakage**: `account` and everything joined from accounts.csv (sector,
   revenue, employees, ...): the account is empty for 1,088 of the 1,589 open (Engaging)
@@ -144,7 +143,8 @@ IMPORTER = Importer(
     ),
     mapping=map_maven,
     stages=("engaging", "won"),
-    stage_of={"engaged": "engaging", "deal_won": "won"},
+    stage_of={"engaged": "engaging", "deal_won": "won", "deal_lost": "lost"},
+    exits=("lost",),
     params=default_params(["7d", "30d", "90d"], "30d", "60d", "7d", "30d"),
     doc=MAVEN_DOC,
 )
