@@ -11,7 +11,8 @@ import pytest
 
 from stageml.errors import ContractError
 from stageml.models.train import TrainingResult
-from stageml.scoring.local import add_trends, score_local
+from stageml.scoring.local import score_local
+from stageml.scoring.trends import add_trends
 
 pytestmark = pytest.mark.slow
 AS_OF = "2026-05-01"

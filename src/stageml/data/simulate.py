@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,34 +34,28 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from stageml.config import DEFAULT_STAGES
+from stageml.data.buyer_events import (
+    BUYER_SHIFT,
+    buyer_events,
+    draw_buyers,
+    event_key,
+    label_column,
+    stamp_column,
+    text_column,
+    true_path,
+)
+from stageml.data.crm_records import record_exits, record_history
 from stageml.data.io import atomic_path, find_table, write_table
 from stageml.data.trial import trial_tables
 from stageml.data.world import (
     DAY,
     INBOUND_HOURS,
-    INDUSTRIES,
-    INDUSTRY_P,
-    OUTBOUND_HOURS,
-    REGION_P,
-    REGION_UTC_OFFSET_H,
-    REGIONS,
-    SEGMENT_ACTIVITY,
-    SEGMENT_EMPLOYEES,
-    SEGMENT_P,
-    SEGMENT_SELLER,
-    SEGMENT_SPEED,
-    SEGMENTS,
-    WEEKEND_KEEP,
     Steps,
-    Walk,
     World,
     WorldParams,
     at_hour,
     build_world,
     draw_activities,
-    episode_events,
-    record_exits,
-    record_history,
     walk,
 )
 from stageml.errors import ConfigError
@@ -73,8 +67,6 @@ TABLE_NAMES = ("interactions", "buyers", "stage_history", "truth")
 # Written only with a randomised arm: the trial log (who got which touch when, as an
 # experiment platform would keep it) and the touch truth (never read by the product).
 TRIAL_TABLES = ("trial", "touch_truth")
-TRIAL_HOUR = 10  # trial touches go out at 10:00 UTC on the trial day
-_BUYER_SHIFT = 33  # sort key: buyer << 33 | seconds << 1 | outbound
 
 
 @dataclass(frozen=True)
@@ -120,7 +112,7 @@ def simulate(
         Ordered taxonomy (at least two stages); the last one is absorbing.
     exits
         Terminal exits the CRM records for buyers who went quiet (see
-        :func:`~stageml.data.world.record_exits`); none by default.
+        :func:`~stageml.data.crm_records.record_exits`); none by default.
     start, end
         The export window ``[start, end)``; buyers enter on days inside it.
     params
@@ -303,15 +295,6 @@ def _blocks(
         )
 
 
-class _Buyers(NamedTuple):
-    frame: pd.DataFrame
-    ids: pa.Array
-    offset: np.ndarray  # UTC offset of the buyer's region, seconds
-    activity: np.ndarray  # per-buyer multipliers, mean 1 within a segment
-    speed: np.ndarray
-    seller: np.ndarray
-
-
 def _simulate_block(
     rng: np.random.Generator,
     first_id: int,
@@ -324,7 +307,7 @@ def _simulate_block(
 ) -> SimulatedExport:
     span = int((t1 - t0).total_seconds())
     n_days = span // DAY
-    pop = _draw_buyers(rng, first_id, n, knobs)
+    pop = draw_buyers(rng, first_id, n, knobs)
     entry_day = rng.integers(1, n_days - 1, n)
     entry = at_hour(rng, entry_day, pop.offset, INBOUND_HOURS)
     walked = walk(
@@ -337,10 +320,12 @@ def _simulate_block(
         seller=pop.seller,
         weekday0=t0.day_of_week,
     )
-    truth, quiet = _true_path(rng, entry, walked, pop.offset, span)
-    key, chosen = _events(rng, world, knobs, pop, entry, truth, quiet, walked, span, t0.day_of_week)
-    buyer, seconds, outbound = key >> _BUYER_SHIFT, (key >> 1) & (2**32 - 1), (key & 1) == 1
-    stage = truth.stage[np.searchsorted(_key(truth.buyer, truth.at), key, side="right") - 1]
+    truth, quiet = true_path(rng, entry, walked, pop.offset, span)
+    key, chosen = buyer_events(
+        rng, world, knobs, pop, entry, truth, quiet, walked, span, t0.day_of_week
+    )
+    buyer, seconds, outbound = key >> BUYER_SHIFT, (key >> 1) & (2**32 - 1), (key & 1) == 1
+    stage = truth.stage[np.searchsorted(event_key(truth.buyer, truth.at), key, side="right") - 1]
     activity = draw_activities(rng, world, stage, outbound)
     activity = np.where(chosen >= 0, chosen, activity)  # touches whose effect the walk used
     history = record_history(
@@ -348,24 +333,24 @@ def _simulate_block(
     )
 
     def ids(rows: np.ndarray) -> pd.Series:
-        return _text(pop.ids.take(pa.array(rows)))
+        return text_column(pop.ids.take(pa.array(rows)))
 
     interactions = pd.DataFrame(
         {
             "buyer_id": ids(buyer),
-            "occurred_at": _stamp(t0, seconds),
-            "activity": _labels(world.activities, activity),
-            "channel": _labels(world.channels, activity),
-            "direction": _labels(("inbound", "outbound"), outbound.astype(np.int64)),
+            "occurred_at": stamp_column(t0, seconds),
+            "activity": label_column(world.activities, activity),
+            "channel": label_column(world.channels, activity),
+            "direction": label_column(("inbound", "outbound"), outbound.astype(np.int64)),
         }
     )
     went_quiet = quiet[truth.buyer]
     truth_frame = pd.DataFrame(
         {
             "buyer_id": ids(truth.buyer),
-            "stage": _labels(world.stages, truth.stage),
-            "entered_at": _stamp(t0, truth.at),
-            "quiet_at": _stamp(t0, went_quiet).where(went_quiet < span),
+            "stage": label_column(world.stages, truth.stage),
+            "entered_at": stamp_column(t0, truth.at),
+            "quiet_at": stamp_column(t0, went_quiet).where(went_quiet < span),
         }
     )
     closed = record_exits(
@@ -378,12 +363,12 @@ def _simulate_block(
         knobs=knobs,
     )
     records = Steps(*(np.r_[a, b] for a, b in zip(history, closed, strict=True)))
-    order = np.argsort(_key(records.buyer, records.at), kind="stable")
+    order = np.argsort(event_key(records.buyer, records.at), kind="stable")
     stage_history = pd.DataFrame(
         {
             "buyer_id": ids(records.buyer[order]),
-            "stage": _labels(world.stages + exits, records.stage[order]),
-            "entered_at": _stamp(t0, records.at[order]),
+            "stage": label_column(world.stages + exits, records.stage[order]),
+            "entered_at": stamp_column(t0, records.at[order]),
         }
     )
     trial = touch_truth = None
@@ -393,167 +378,3 @@ def _simulate_block(
             world, knobs, walked.trial, buyer_ids=ids(enrolled), speed=pop.speed[enrolled], t0=t0
         )
     return SimulatedExport(interactions, pop.frame, stage_history, truth_frame, trial, touch_truth)
-
-
-def _draw_buyers(rng: np.random.Generator, first_id: int, n: int, knobs: WorldParams) -> _Buyers:
-    """Attributes, and the hidden per-buyer multipliers they shift (segment matters)."""
-    seg = rng.choice(len(SEGMENTS), n, p=SEGMENT_P)
-    region = rng.choice(len(REGIONS), n, p=REGION_P)
-    industry = rng.choice(len(INDUSTRIES), n, p=INDUSTRY_P)
-    lo, hi = np.log(np.asarray(SEGMENT_EMPLOYEES, dtype=float)[seg]).T
-    ids = np.char.add("B", np.char.zfill((np.arange(n) + first_id + 1).astype(str), 6))
-    frame = pd.DataFrame(
-        {
-            "buyer_id": _text(ids),
-            "segment": _text(np.asarray(SEGMENTS)[seg]),
-            "industry": _text(np.asarray(INDUSTRIES)[industry]),
-            "employees": np.exp(rng.uniform(lo, hi)).round().astype(np.int64),
-            "region": _text(np.asarray(REGIONS)[region]),
-        }
-    )
-
-    def spread(sigma: float, by_segment: tuple[float, ...]) -> np.ndarray:
-        return np.asarray(rng.lognormal(-(sigma**2) / 2, sigma, n) * np.asarray(by_segment)[seg])
-
-    return _Buyers(
-        frame=frame,
-        ids=pa.array(ids, pa.large_string()),
-        offset=np.asarray(REGION_UTC_OFFSET_H, np.int64)[region] * 3600,
-        activity=spread(knobs.activity_sigma, SEGMENT_ACTIVITY),
-        speed=spread(knobs.speed_sigma, SEGMENT_SPEED),
-        seller=spread(knobs.seller_sigma, SEGMENT_SELLER),
-    )
-
-
-def _true_path(
-    rng: np.random.Generator,
-    entry: np.ndarray,
-    walked: Walk,
-    offset: np.ndarray,
-    span: int,
-) -> tuple[Steps, np.ndarray]:
-    """Place the walk's moves in time; return the true path and each buyer's quiet instant.
-
-    A buyer who never went quiet (or only after the export instant) gets ``span``.
-    """
-    n, moves = len(entry), walked.moves
-    buyer = np.r_[np.arange(n), moves.buyer]
-    at = np.r_[entry, at_hour(rng, moves.at, offset[moves.buyer], OUTBOUND_HOURS)]
-    stage = np.r_[np.zeros(n, np.int64), moves.stage]
-    keep = np.flatnonzero(at < span)
-    keep = keep[np.argsort(_key(buyer[keep], at[keep]), kind="stable")]
-    quiet = at_hour(rng, np.maximum(walked.quiet_day, 0), offset, OUTBOUND_HOURS)
-    quiet = np.where((walked.quiet_day >= 0) & (quiet < span), quiet, span)
-    return Steps(buyer[keep], at[keep], stage[keep]), quiet
-
-
-def _events(
-    rng: np.random.Generator,
-    world: World,
-    knobs: WorldParams,
-    pop: _Buyers,
-    entry: np.ndarray,
-    truth: Steps,
-    quiet: np.ndarray,
-    walked: Walk,
-    span: int,
-    weekday0: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every interaction as a sorted key ``buyer << 33 | seconds << 1 | outbound``.
-
-    Inbound events come from each stage episode (flat rate) and from the quiet tail
-    (decaying); seller touches of buyers in play come from :func:`walk`, those of
-    customers and quiet buyers from episodes. Events before entry or at/after the export
-    instant are dropped; the entry itself is always the buyer's first event. Beside the
-    keys: the activity the walk already chose for a touch (trial touches included), else -1.
-    """
-    n = len(entry)
-    last = np.r_[truth.buyer[1:] != truth.buyer[:-1], True]
-    ends = np.where(last, quiet[truth.buyer], np.r_[truth.at[1:], 0])
-    q = np.flatnonzero(quiet < span)
-    q_stage = truth.stage[
-        np.searchsorted(_key(truth.buyer, truth.at), _key(q, quiet[q]), side="right") - 1
-    ]
-    final = truth.stage == len(world.stages) - 1
-    flat, to_end = np.full(len(final), np.inf), np.full(len(q), span)
-    episodes = (  # buyer, start, end, daily rate, decay time constant (days), outbound
-        (
-            truth.buyer,
-            truth.at,
-            ends,
-            world.inbound_rate[truth.stage] * pop.activity[truth.buyer],
-            flat,
-            False,
-        ),
-        (
-            truth.buyer[final],
-            truth.at[final],
-            ends[final],
-            world.touch_rate[-1] * pop.seller[truth.buyer[final]],
-            flat[final],
-            True,
-        ),
-        (
-            q,
-            quiet[q],
-            to_end,
-            world.inbound_rate[q_stage] * pop.activity[q],
-            np.full(len(q), knobs.quiet_tau_days),
-            False,
-        ),
-        (
-            q,
-            quiet[q],
-            to_end,
-            world.touch_rate[q_stage] * pop.seller[q],
-            np.full(len(q), knobs.quiet_seller_tau_days),
-            True,
-        ),
-    )
-    parts = [(np.arange(n), entry, np.zeros(n, bool), np.full(n, -1))]
-    for buyer, t_start, t_end, rate, tau, out in episodes:
-        b, t = episode_events(rng, buyer, t_start, t_end, rate, tau)
-        local_day = (t + pop.offset[b]) // DAY
-        t = at_hour(rng, local_day, pop.offset[b], OUTBOUND_HOURS if out else INBOUND_HOURS)
-        weekend = (weekday0 + local_day) % 7 >= 5
-        kept = ~weekend | (rng.random(len(t)) < WEEKEND_KEEP["outbound" if out else "inbound"])
-        kept_n = int(kept.sum())
-        parts.append((b[kept], t[kept], np.full(kept_n, out, dtype=bool), np.full(kept_n, -1)))
-    touched = walked.touch_buyer
-    chosen = walked.touch_activity
-    parts.append(
-        (
-            touched,
-            at_hour(rng, walked.touch_day, pop.offset[touched], OUTBOUND_HOURS),
-            np.ones(len(touched), bool),
-            np.full(len(touched), -1) if chosen is None else chosen,
-        )
-    )
-    if walked.trial is not None:
-        given = walked.trial.arm >= 0
-        at = walked.trial.day[given] * DAY + TRIAL_HOUR * 3600
-        parts.append((walked.trial.buyer[given], at, given[given], walked.trial.arm[given]))
-    b, t, outbound, activity = (np.concatenate(column) for column in zip(*parts, strict=True))
-    keep = (t >= entry[b]) & (t < span)
-    key = _key(b[keep], t[keep]) | outbound[keep]
-    order = np.argsort(key, kind="stable")
-    return key[order], activity[keep][order]
-
-
-def _key(buyer: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """Sort key: buyer, then time; the lowest bit is left for the direction."""
-    return (np.asarray(buyer, np.int64) << _BUYER_SHIFT) | (np.asarray(seconds, np.int64) << 1)
-
-
-def _text(values: Any) -> pd.Series:
-    return pd.Series(values, dtype="str")
-
-
-def _labels(vocabulary: Sequence[str], codes: np.ndarray) -> pd.Series:
-    # Arrow gathers the strings directly; a numpy unicode array would cost 4 bytes a char.
-    return _text(pa.array(vocabulary, pa.large_string()).take(pa.array(codes)))
-
-
-def _stamp(t0: pd.Timestamp, seconds: np.ndarray) -> pd.Series:
-    base = np.datetime64(t0.as_unit("s").asm8, "s")
-    return pd.Series((base + np.asarray(seconds, np.int64)).astype("datetime64[us]"))

@@ -37,6 +37,7 @@ from stageml.errors import ContractError
 from stageml.features.drift import psi_table
 from stageml.models.bundle import StageModel
 from stageml.models.estimators import free_threads
+from stageml.scoring.trends import add_trends, previous_path
 
 # stage_history is read when present; models using stage-history features require it.
 SCORING_TABLES = ("interactions", "buyers", "stage_history")
@@ -126,33 +127,6 @@ def score_tables(
         input_buyers=len(input_buyers),
         features_sample=sample,
     )
-
-
-def add_trends(
-    scores: pd.DataFrame, previous: pd.DataFrame, stages: tuple[str, ...], threshold: float
-) -> pd.DataFrame:
-    """``stage_change`` (advanced/same/regressed/new) and ``inflection_trend`` vs a previous run."""
-    rank = {s: i for i, s in enumerate(stages)}
-    prev = previous[["buyer_id", "stage", "inflection_probability"]].rename(
-        columns={"stage": "_prev_stage", "inflection_probability": "_prev_p"}
-    )
-    prev = prev.assign(buyer_id=prev["buyer_id"].astype("string"))
-    merged = scores.merge(prev, on="buyer_id", how="left")
-    now = merged["stage"].map(rank).astype("float64")
-    before = merged["_prev_stage"].map(rank).astype("float64")
-    change = np.select(
-        [before.isna(), now > before, now < before], ["new", "advanced", "regressed"], "same"
-    )
-    delta = merged["inflection_probability"] - merged["_prev_p"].astype("float64")
-    trend = np.select(
-        [merged["_prev_p"].isna(), delta > threshold, delta < -threshold],
-        ["new", "improving", "declining"],
-        "steady",
-    )
-    out = merged.drop(columns=["_prev_stage", "_prev_p"])
-    out["stage_change"] = pd.array(change, dtype="string")
-    out["inflection_trend"] = pd.array(trend, dtype="string")
-    return out
 
 
 def _sidecars(out: Path) -> tuple[Path, Path]:
@@ -420,20 +394,6 @@ def finish_run(
     summary = _summary(run, parts, rejects, model, n_parts, rejects_path)
     write_json(summary, summary_path)
     return summary
-
-
-def previous_path(previous: str | Path | None) -> Path | None:
-    """Check the previous run's scores file exists (``--previous``)."""
-    if previous is None:
-        return None
-    path = Path(previous)
-    if not path.is_file():
-        raise ContractError(
-            file=str(path),
-            problem="the previous scores file does not exist",
-            fix="pass the output of an earlier 'stageml score' run, or drop --previous",
-        )
-    return path
 
 
 def _append(tmp: Path, suffix: str, frame: pd.DataFrame, state: dict[str, Any]) -> None:

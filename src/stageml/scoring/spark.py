@@ -50,13 +50,12 @@ from stageml.scoring.local import (
     ScoringRun,
     _append,
     _close,
-    add_trends,
     finish_run,
     normalise_as_of,
-    previous_path,
     score_tables,
     scoring_sources,
 )
+from stageml.scoring.trends import add_trends, previous_path
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
