@@ -128,7 +128,9 @@ def _other_formats(text: pd.Series, file: str, column: str) -> pd.Series:
     """Day-first slash dates and Excel serial dates; NaT for anything else."""
     parts = text.str.extract(_SLASH_DATE)
     slash = parts["y"].notna().to_numpy(dtype=bool)
-    month_first = slash & (parts["m"].astype("Float64") > 12).to_numpy(dtype=bool, na_value=False)
+    # Month-first only where the first field can be a month: 31/31/2025 is just unparseable.
+    as_month_first = (parts["m"].astype("Float64") > 12) & (parts["d"].astype("Float64") <= 12)
+    month_first = slash & as_month_first.to_numpy(dtype=bool, na_value=False)
     if month_first.any():
         rows = np.flatnonzero(month_first)
         raise ContractError(

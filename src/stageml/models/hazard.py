@@ -16,7 +16,7 @@ re-opens the buyer, as in :func:`stageml.models.labels.horizon_label`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,10 +126,21 @@ def fit_hazard(
     return HazardModel(horizons=horizons, booster=booster)
 
 
-def horizon_metrics(model: HazardModel, test: pd.DataFrame, columns: list[str]) -> dict[str, float]:
-    """Test-period metrics per horizon on buyers who can advance (``inflection_<h>.*``)."""
+def horizon_metrics(
+    model: HazardModel,
+    test: pd.DataFrame,
+    columns: list[str],
+    as_scored: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = None,
+) -> dict[str, float]:
+    """Test-period metrics per horizon on buyers who can advance (``inflection_<h>.*``).
+
+    ``as_scored(rows, p)`` turns one horizon's probabilities into the product's (the final
+    stage's discount, exits), so the metrics describe what users are shown.
+    """
     rows = test[test["can_advance"].fillna(False).astype(bool)]
     proba = model.predict(rows[columns]) if len(rows) else np.zeros((0, len(model.horizons)))
+    if as_scored is not None and len(rows):
+        proba = np.column_stack([as_scored(rows, proba[:, k]) for k in range(proba.shape[1])])
     metrics: dict[str, float] = {}
     for k, horizon in enumerate(model.horizons):
         label = horizon_label(rows, "advance", horizon)

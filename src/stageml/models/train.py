@@ -348,7 +348,13 @@ def fit(
         say("training the multi-horizon hazard model")
         ends = {"train": split.valid[0], "valid": split.test[0]}
         hazard = fit_hazard(snaps, columns, period, ends, params)
-        metrics.update(horizon_metrics(hazard, snaps[period == "test"], columns))
+        rule = params.train.inflection_fit.final_stage
+
+        def as_scored(rows: pd.DataFrame, p: np.ndarray) -> np.ndarray:
+            stage_p = fitted["stage"].predict_proba(rows[columns])
+            return np.where(in_exit(rows), 0.0, at_final_stage(p, stage_p, rule))
+
+        metrics.update(horizon_metrics(hazard, snaps[period == "test"], columns, as_scored))
     timings["fit_s"] = time.perf_counter() - clock
     by_period = {
         name: _product_reliability(fitted, params, *rows(name, "inflection", only_advancing=True))

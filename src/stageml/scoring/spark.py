@@ -146,17 +146,17 @@ def score_spark(
     """
     clock = time.perf_counter()
     instant = normalise_as_of(as_of)
+    sources = scoring_sources(Path(data))
+    if buckets is not None and buckets < 1:
+        raise ValueError(f"buckets must be a positive integer or None, got {buckets}")
+    out_path = Path(out)
+    prev = _previous(previous)
     if model.params.features.stage_history:
         raise StageMLError(
             "this model uses stage-history features, and the Spark engine reads only "
             "interactions and buyers. Fix: score it with the local engine (--engine local), "
             "or train with features.stage_history: false"
         )
-    sources = scoring_sources(Path(data))
-    if buckets is not None and buckets < 1:
-        raise ValueError(f"buckets must be a positive integer or None, got {buckets}")
-    out_path = Path(out)
-    prev = _previous(previous)
 
     owned = _active() is None
     spark = spark_session(master)
