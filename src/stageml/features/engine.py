@@ -43,8 +43,7 @@ from stageml.features.columns import (
 from stageml.features.events import Events, encode_events
 from stageml.features.vocabulary import OTHER, Vocabulary, slug, warn_unseen
 
-# Imported from here by the reason texts; the schema itself lives in columns.py.
-_counters, _windowed, _windows = counters, windowed, windows
+# The public API of the engine; the schema itself lives in columns.py.
 __all__ = ["KEYS", "build_features", "categorical_columns", "feature_columns"]
 
 _US_PER_DAY = 86_400_000_000

@@ -20,7 +20,8 @@ from typing import Any
 
 from stageml.config import FeatureConfig
 from stageml.durations import format_duration
-from stageml.features.engine import _windows, feature_columns
+from stageml.features.columns import feature_columns
+from stageml.features.columns import windows as feature_windows
 from stageml.features.text import (
     _ALL,
     UnknownFeatureError,
@@ -46,7 +47,7 @@ def feature_families(vocabulary: Vocabulary, config: FeatureConfig) -> dict[str,
         If a feature column falls in no family, or in two.
 
     """
-    spans = [*_windows(config), _ALL]
+    spans = [*feature_windows(config), _ALL]
     trend = format_duration(config.trend_window)
     families: dict[str, list[str]] = {}
     for s in vocabulary.activity_slugs():
@@ -56,10 +57,10 @@ def feature_families(vocabulary: Vocabulary, config: FeatureConfig) -> dict[str,
     # Pace: how much the buyer does, and relative to its own history (intensity is a
     # window's rate over the rate since the first interaction, so tenure belongs here).
     families["pace"] = [f"n_{w}" for w in spans] + [f"active_days_{w}" for w in spans]
-    families["pace"] += [f"intensity_{w}" for w in _windows(config)]
+    families["pace"] += [f"intensity_{w}" for w in feature_windows(config)]
     families["pace"] += [f"n_prev_{trend}", f"trend_ratio_{trend}", "days_since_first"]
     families["direction"] = [f"dir_{d}_{w}" for d in ("inbound", "outbound") for w in spans]
-    families["direction"] += [f"inbound_share_{w}" for w in _windows(config)]
+    families["direction"] += [f"inbound_share_{w}" for w in feature_windows(config)]
     families["variety"] = ["distinct_activities_all", "distinct_channels_all"]
     families["recency"] = ["days_since_last", "gap_last_days", "gap_mean_days", "gap_max_days"]
     families["sequence"] = [f"last_activity_{k}" for k in range(1, config.last_activities + 1)]
@@ -84,7 +85,7 @@ def family_describer(
     vocabulary: Vocabulary, config: FeatureConfig
 ) -> Callable[[str, Mapping[str, Any]], str]:
     """Return ``describe(family, values)``: one sentence from a buyer's member values."""
-    windows = dict(sorted(_windows(config).items(), key=lambda item: item[1]))
+    windows = dict(sorted(feature_windows(config).items(), key=lambda item: item[1]))
     trend = format_duration(config.trend_window)
     trend_text = _duration_text(config.trend_window)
     # The catch-all levels get a noun, as in stageml.features.text.

@@ -18,7 +18,8 @@ import pandas as pd
 from stageml.config import FeatureConfig
 from stageml.durations import format_duration
 from stageml.errors import ModelError
-from stageml.features.engine import _counters, _windowed, _windows, feature_columns
+from stageml.features.columns import counters, feature_columns, windowed
+from stageml.features.columns import windows as feature_windows
 from stageml.features.vocabulary import OTHER, Vocabulary, slug
 
 _ALL = "all"
@@ -103,7 +104,7 @@ def feature_specs(vocabulary: Vocabulary, config: FeatureConfig) -> dict[str, _S
         feature family was added without its text).
 
     """
-    windows = list(_windows(config)) + [_ALL]
+    windows = list(feature_windows(config)) + [_ALL]
     # The catch-all level gets a noun so that "no other activity" reads as English.
     activities = dict(
         zip(
@@ -124,11 +125,11 @@ def feature_specs(vocabulary: Vocabulary, config: FeatureConfig) -> dict[str, _S
     subjects["distinct_channels"] = _Spec("distinct", "channels")
 
     specs: dict[str, _Spec] = {}
-    for counter in _counters(vocabulary):
+    for counter in counters(vocabulary):
         base = subjects[counter.name]
-        for span in windows if _windowed(counter.name) else [_ALL]:
+        for span in windows if windowed(counter.name) else [_ALL]:
             specs[f"{counter.name}_{span}"] = _Spec(base.family, base.subject, span)
-    for span in _windows(config):
+    for span in feature_windows(config):
         specs[f"inbound_share_{span}"] = _Spec("inbound_share", span=span)
         specs[f"intensity_{span}"] = _Spec("intensity", span=span)
     trend = format_duration(config.trend_window)
@@ -225,7 +226,7 @@ def describer(vocabulary: Vocabulary, config: FeatureConfig) -> Callable[[str, A
     Use this when describing many cells: :func:`describe` rebuilds the specs per call.
     """
     specs = feature_specs(vocabulary, config)
-    windows = _windows(config)
+    windows = feature_windows(config)
     trend = config.trend_window
 
     def describe_one(feature: str, value: Any) -> str:
