@@ -105,7 +105,7 @@ def train_on(kind: str, args: argparse.Namespace) -> TrainingResult:
         params = Params(stages=STAGES)
     else:
         params = load_params(import_export(kind, args.data / real.FOLDERS[kind], out).params)
-    export = load_export(out, stages=params.stages, require_stage_history=True)
+    export = load_export(out, stages=params.recorded_stages, require_stage_history=True)
     return fit_models(prepare_training(export, params), params)
 
 

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from stageml.errors import ModelError
 from stageml.explain.contributions import contributions
-from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
+from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic, one_standard_error
 
 
 def _scores(n: int = 600, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -172,3 +172,43 @@ def test_recency_half_life_follows_the_latest_rows_and_needs_their_as_of() -> No
         CalibratedLGBM(n_estimators=5, recency_half_life=pd.Timedelta(days=7)).fit(
             X, y, X_valid=Xv, y_valid=yv
         )
+
+
+@pytest.mark.parametrize("flips", [True, False])
+def test_recency_candidates_weight_only_when_the_validation_period_asks(flips: bool) -> None:
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-1, 1, 4000)
+    recent = np.arange(4000) >= 3000
+    # Drifting data: the latest thousand rows flip the relation, and validation follows
+    # them; stationary data: one relation throughout, so weighting can only win by chance.
+    y = (rng.uniform(size=4000) < np.where((x > 0) != (recent & flips), 0.8, 0.2)).astype(int)
+    as_of = np.where(recent, np.datetime64("2024-03-01"), np.datetime64("2024-01-01"))
+    xv = rng.uniform(-1, 1, 1500)
+    yv = (rng.uniform(size=1500) < np.where((xv > 0) != flips, 0.8, 0.2)).astype(int)
+    candidates = (None, pd.Timedelta(days=60), pd.Timedelta(days=7))
+    model = CalibratedLGBM(
+        n_estimators=40, class_weight=None, calibration="none", recency_half_life=candidates
+    ).fit(
+        pd.DataFrame({"x": x}),
+        y,
+        X_valid=pd.DataFrame({"x": xv}),
+        y_valid=yv,
+        as_of=as_of,
+        groups_valid=np.arange(1500) % 300,
+    )
+    assert list(model.recency_scores_) == ["none", "60d", "7d"]
+    assert model.recency_half_life_ == (pd.Timedelta(days=7) if flips else None)
+
+
+def test_one_standard_error_keeps_the_simplest_candidate_within_the_noise() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.exponential(size=400)
+    noisy = base - 0.001 + rng.normal(scale=0.2, size=400)  # "better" by far less than noise
+    clear = base - 0.3  # better on every row
+    assert one_standard_error([base, noisy]) == 0
+    assert one_standard_error([base, noisy, clear]) == 2
+    # 400 rows that are 4 buyers: the clustered error is wider than the rows' one.
+    drift = base - 0.05 + np.repeat([0.2, -0.2, 0.2, -0.2], 100)  # whole buyers differ
+    groups = np.repeat(np.arange(4), 100)
+    assert one_standard_error([base, drift]) == 1
+    assert one_standard_error([base, drift], groups) == 0

@@ -186,15 +186,19 @@ def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export
     params = small_params()
     fit = params.train.inflection_fit
     assert (fit.rows, fit.refit, fit.calibration) == ("can_advance", True, "centered_isotonic")
-    assert (fit.class_weight, fit.recency_half_life, fit.cooling) == (None, None, True)
+    assert (fit.class_weight, fit.recency_half_life, fit.cooling) == (None, [None, 1.0, 0.25], True)
     result = train(export, params)
     model = result.model.inflection_model
     # Refitted on train + validation with exactly the early-stopped number of rounds.
     assert model.refit and model.booster_.current_iteration() == model.best_iteration_
     assert isinstance(model.calibrators_[0], CenteredIsotonic)
     # Unweighted by class, harder categorical regularisation; the stage model keeps balanced
-    # class weights. Recency weights are an option, in horizons.
-    assert model.class_weight is None and model.recency_half_life is None
+    # class weights. Recency weights are candidates in horizons, one kept per run.
+    horizon = params.labels.horizon
+    assert model.class_weight is None
+    assert model.recency_half_life == (None, horizon, 0.25 * horizon)
+    assert model.recency_half_life_ in model.recency_half_life
+    assert len(model.recency_scores_) == 3
     lgb = model.lgb_params()
     assert (lgb["cat_smooth"], lgb["min_data_per_group"]) == (200, 500)
     stage = result.model.stage_model
@@ -219,7 +223,7 @@ def test_inflection_fit_options_change_rows_refit_and_calibration(export: Export
     legacy = legacy_run.model.inflection_model
     assert not legacy.refit and isinstance(legacy.calibrators_[0], IsotonicRegression)
     assert legacy.class_weight == "balanced"
-    assert legacy.recency_half_life == 0.5 * params.labels.horizon
+    assert legacy.recency_half_life == legacy.recency_half_life_ == 0.5 * horizon
     # Unconstrained, time passing without activity raises some buyers' score.
     before, after = _margins_as_time_passes(legacy, legacy_run.test_frame)
     assert (after > before + 1e-9).any()

@@ -158,10 +158,20 @@ class InflectionFitConfig(_Section):
     class_weight: Literal["balanced"] | None = None
     # Recency weighting: a training row counts 0.5 ** (age / (this × labels.horizon)), its
     # age measured from the latest as-of instant of the rows being fitted, for exports whose
-    # advance rates drift between periods. None (default): every row counts the same; one
-    # horizon helped the drifting real exports' validation periods but cost the stationary
-    # simulated export's more (README, "Real exports").
-    recency_half_life: float | None = Field(default=None, gt=0)
+    # advance rates drift between periods. A number, null (every row counts the same), or a
+    # list of candidates, simplest (null, then longest) first: each run keeps the simplest
+    # whose first fit's validation log-loss is within one standard error of the best, since
+    # how fast rates drift belongs to the export (README, "Recency chosen per run").
+    recency_half_life: float | None | list[float | None] = [None, 1.0, 0.25]
+
+    @field_validator("recency_half_life")
+    @classmethod
+    def _positive_half_life(cls, value: float | None | list[float | None]) -> Any:
+        values = value if isinstance(value, list) else [value]
+        if not values or any(v is not None and v <= 0 for v in values):
+            raise ValueError("recency_half_life: a positive number, null, or a non-empty list")
+        return value
+
     # Cooling: the likelihood can only fall as time passes without the buyer acting (every
     # days_since_* and gap_* feature is a decreasing monotone constraint). Chosen on the
     # validation periods like the rest (README, "Real exports"); false: unconstrained.

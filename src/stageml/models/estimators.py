@@ -25,6 +25,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from stageml.durations import format_duration
 from stageml.errors import ModelError
 from stageml.models.compiled import compiled_margin
 
@@ -60,6 +61,10 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         Weight each training row by ``0.5 ** (age / recency_half_life)``, its age counted
         from the latest as-of instant among the rows being fitted (``fit``'s ``as_of``), so
         that the most recent behaviour weighs most when rates drift. ``None``: no weighting.
+        A tuple of candidates (``None`` allowed), simplest first: the first fit is run once
+        per candidate and :func:`one_standard_error` picks on the validation log-loss
+        (``recency_half_life_``; the mean losses in ``recency_scores_``). How fast an
+        export's rates drift is a property of the export, not a constant a default can know.
     calibration
         ``"isotonic"``, ``"centered_isotonic"`` (isotonic step centres joined linearly, so
         the map is strictly increasing between them and keeps the booster's ranking),
@@ -107,7 +112,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         min_data_per_group: int = 100,
         max_cat_threshold: int = 32,
         class_weight: Literal["balanced"] | None = "balanced",
-        recency_half_life: pd.Timedelta | None = None,
+        recency_half_life: pd.Timedelta | None | tuple[pd.Timedelta | None, ...] = None,
         calibration: Calibration = "isotonic",
         refit: bool = False,
         linear_columns: tuple[str, ...] | None = None,
@@ -183,14 +188,15 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         if self.class_weight is not None:
             counts = np.bincount(y, minlength=self.n_classes).astype(float)
             weights = np.asarray((len(y) / (self.n_classes * np.maximum(counts, 1.0)))[y])
-        if self.recency_half_life is not None:
+        half_life = getattr(self, "recency_half_life_", None)
+        if half_life is not None:
             if as_of is None:
                 raise ModelError(
                     "recency_half_life is set but fit() got no as-of instants for its rows. "
                     "Fix: pass as_of (and as_of_valid when refit=True)"
                 )
             stamps = pd.to_datetime(np.asarray(as_of))
-            age = (stamps.max() - stamps) / pd.Timedelta(self.recency_half_life)
+            age = (stamps.max() - stamps) / pd.Timedelta(half_life)
             recency = np.power(0.5, np.asarray(age, dtype=float))
             weights = recency if weights is None else weights * recency
         return weights
@@ -204,11 +210,14 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         y_valid: np.ndarray,
         as_of: np.ndarray | None = None,
         as_of_valid: np.ndarray | None = None,
+        groups_valid: np.ndarray | None = None,
     ) -> CalibratedLGBM:
         """Train on (X, y), stop early and calibrate on the later (X_valid, y_valid).
 
         ``as_of`` and ``as_of_valid`` are the rows' as-of instants, needed (only) for
-        ``recency_half_life``; validation rows are never weighted.
+        ``recency_half_life``; validation rows are never weighted. ``groups_valid`` (the
+        validation rows' buyers) makes the recency choice's standard error count a buyer's
+        rows at successive instants as one draw, not as independent ones.
         """
         y = np.asarray(y, dtype=int)
         y_valid = np.asarray(y_valid, dtype=int)
@@ -217,20 +226,28 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.categories_ = {
             c: X[c].cat.categories for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)
         }
-        self.linear_ = self._fit_linear(X, y, as_of)
-        train = lgb.Dataset(
-            X, label=y, weight=self._weights(y, as_of), init_score=self._init(X), free_raw_data=True
+        candidates = (
+            self.recency_half_life
+            if isinstance(self.recency_half_life, tuple)
+            else (self.recency_half_life,)
         )
-        valid = lgb.Dataset(X_valid, label=y_valid, init_score=self._init(X_valid), reference=train)
-        self.booster_ = lgb.train(
-            self.lgb_params(),
-            train,
-            num_boost_round=self.n_estimators,
-            valid_sets=[valid],
-            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
-        )
-        self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
         self.classes_ = np.arange(self.n_classes)
+        fits, losses = [], []
+        for half_life in candidates:
+            self.recency_half_life_ = half_life
+            self.booster_, self.linear_ = self._first_fit(X, y, X_valid, y_valid, as_of)
+            self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
+            fits.append((half_life, self.booster_, self.linear_))
+            if len(candidates) > 1:
+                proba = self.predict_proba_raw(X_valid)[np.arange(len(y_valid)), y_valid]
+                losses.append(-np.log(np.clip(proba, 1e-15, 1.0)))
+        self.recency_scores_ = {
+            _half_life_name(f[0]): float(loss.mean()) for f, loss in zip(fits, losses, strict=False)
+        }
+        self.recency_half_life_, self.booster_, self.linear_ = fits[
+            one_standard_error(losses, groups_valid) if losses else 0
+        ]
+        self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
         self.calibrators_ = self._fit_calibrators(self.predict_proba_raw(X_valid), y_valid)
         if self.refit:
             X_all = pd.concat([X, X_valid])
@@ -251,6 +268,29 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             # Exactly best_iteration_ rounds, so num_iteration=best_iteration_ reads them all.
             self.booster_ = lgb.train(self.lgb_params(), both, num_boost_round=self.best_iteration_)
         return self
+
+    def _first_fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        X_valid: pd.DataFrame,
+        y_valid: np.ndarray,
+        as_of: np.ndarray | None,
+    ) -> tuple[lgb.Booster, LinearBase | None]:
+        """Fit on the training period, stopped early on the validation period's log-loss."""
+        self.linear_ = self._fit_linear(X, y, as_of)
+        train = lgb.Dataset(
+            X, label=y, weight=self._weights(y, as_of), init_score=self._init(X), free_raw_data=True
+        )
+        valid = lgb.Dataset(X_valid, label=y_valid, init_score=self._init(X_valid), reference=train)
+        booster = lgb.train(
+            self.lgb_params(),
+            train,
+            num_boost_round=self.n_estimators,
+            valid_sets=[valid],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+        )
+        return booster, self.linear_
 
     def _fit_linear(
         self, X: pd.DataFrame, y: np.ndarray, as_of: np.ndarray | None
@@ -463,3 +503,44 @@ def _apply(model: Any, scores: np.ndarray) -> np.ndarray:
     if isinstance(model, IsotonicRegression | CenteredIsotonic):
         return np.asarray(model.predict(scores))
     return np.asarray(model.predict_proba(_logit(scores)[:, None])[:, 1])
+
+
+def one_standard_error(losses: list[np.ndarray], groups: np.ndarray | None = None) -> int:
+    """Index of the first (simplest) candidate within one standard error of the best.
+
+    ``losses`` are per-row validation losses of candidates ordered simplest first. A more
+    complex candidate is kept only when its gain exceeds the noise of the validation rows
+    (the standard error of the mean loss difference, clustered by ``groups`` when given),
+    so a stationary export keeps the simple choice instead of one that wins by chance.
+    """
+    means = [float(loss.mean()) for loss in losses]
+    best = int(np.argmin(means))
+    for i, loss in enumerate(losses[:best]):
+        diff = loss - losses[best]
+        if diff.mean() <= _standard_error(diff, groups):
+            return i
+    return best
+
+
+def _standard_error(values: np.ndarray, groups: np.ndarray | None) -> float:
+    """Return the standard error of the mean of ``values`` (cluster-robust over ``groups``)."""
+    n = len(values)
+    if groups is None:
+        return float(values.std(ddof=1) / np.sqrt(n))
+    _, index = np.unique(groups, return_inverse=True)
+    sums = np.bincount(index, weights=values - values.mean())
+    g = len(sums)
+    return float(np.sqrt(g / max(g - 1, 1) * np.sum(sums**2)) / n)
+
+
+def recency_choice(model: CalibratedLGBM) -> str:
+    """Describe the recency half-life a fit kept and each candidate's validation log-loss."""
+    chosen = _half_life_name(model.recency_half_life_)
+    scores = getattr(model, "recency_scores_", {})
+    if len(scores) < 2:
+        return chosen
+    return chosen + " (" + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + ")"
+
+
+def _half_life_name(half_life: pd.Timedelta | None) -> str:
+    return "none" if half_life is None else format_duration(pd.Timedelta(half_life))

@@ -119,8 +119,7 @@ def _booster(
         linear = linear_columns(own.linear_base, columns)
         decreasing = elapsed_columns(columns) if own.cooling and task == "inflection" else None
         class_weight = own.class_weight
-        if own.recency_half_life is not None:
-            half_life = own.recency_half_life * params.labels.horizon
+        half_life = recency(own.recency_half_life, params.labels.horizon)
     return CalibratedLGBM(
         n_classes=n_classes,
         **config.model_dump(),
@@ -132,6 +131,15 @@ def _booster(
         decreasing_columns=decreasing,
         random_state=params.seed,
     )
+
+
+def recency(
+    value: float | None | list[float | None], horizon: pd.Timedelta
+) -> pd.Timedelta | None | tuple[pd.Timedelta | None, ...]:
+    """Half-life(s) in horizons as durations: a list becomes the candidates of one run."""
+    if isinstance(value, list):
+        return tuple(None if v is None else v * horizon for v in value)
+    return None if value is None else value * horizon
 
 
 # The binary questions asked of buyers who can still advance: move on, or leave.
@@ -147,8 +155,9 @@ def linear_columns(rule: str, columns: list[str]) -> tuple[str, ...] | None:
     raise StageMLError(f"unknown linear_base {rule!r}")
 
 
-# Name prefixes of the time-elapsed features: days since an activity, gaps between them.
-ELAPSED_PREFIXES = ("days_since_", "gap_")
+# Name prefixes of the time-elapsed features: days since an activity, gaps between them,
+# days in the recorded stage (time since the last recorded move).
+ELAPSED_PREFIXES = ("days_since_", "gap_", "recorded_days_in_stage")
 
 
 def elapsed_columns(columns: list[str]) -> tuple[str, ...]:
@@ -288,6 +297,7 @@ def fit(
             y_valid=ymv,
             as_of=snaps.loc[Xm.index, "as_of"].to_numpy(),
             as_of_valid=snaps.loc[Xmv.index, "as_of"].to_numpy(),
+            groups_valid=snaps.loc[Xmv.index, "buyer_id"].to_numpy(),
         )
         fitted[task] = model
         raw = model.predict_proba_raw(Xt)
@@ -327,6 +337,10 @@ def fit(
                     _prefixed(f"{prefix}.can_advance", inflection_metrics(yt[can], proba[can, 1]))
                 )
         metrics[f"{task}.best_iteration"] = float(model.best_iteration_)
+        if model.recency_half_life_ is not None:
+            metrics[f"{task}.recency_half_life_days"] = model.recency_half_life_ / pd.Timedelta(
+                days=1
+            )
         if task == "exit":
             reliability["exit"] = reliability_curve(yt, candidates["model"][:, 1])
         elif task == "inflection":

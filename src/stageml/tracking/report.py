@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from stageml.durations import format_duration
+from stageml.models.estimators import recency_choice
 from stageml.models.train import TrainingResult
 from stageml.tracking.tables import CANDIDATES, HEADERS, ROWS, UNRANKED, metric_key
 
@@ -96,7 +97,9 @@ def render_report(
         "class weight (stage / inflection)": (
             f"{params.train.class_weight} / {params.train.inflection_fit.class_weight}"
         ),
-        "recency half-life (horizons)": str(params.train.inflection_fit.recency_half_life),
+        "recency half-life (inflection; validation log-loss per candidate)": recency_choice(
+            model.inflection_model
+        ),
         "cooling (elapsed time only lowers the likelihood)": str(
             params.train.inflection_fit.cooling
         ),
