@@ -84,6 +84,7 @@ class Variant:
             "calibration": "centered_isotonic",
             "cooling": False,
             "final_stage": "zero",
+            "recency_half_life": None,
         }
     )
     lightgbm: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +101,7 @@ OLD = Variant()
 NOCW = OLD.but(class_weight=None)
 NEW = NOCW.but(booster=STRONG)
 COOL = NEW.but(fit={"cooling": True})
+SOFT = COOL.but(fit={"final_stage": "soft"})
 # The candidate changes tried as the greedy rule's next step from a given default.
 NEXT_STEPS: dict[str, Callable[[Variant], Variant]] = {
     "recency 1 horizon": lambda v: v.but(fit={"recency_half_life": 1.0}),
@@ -171,6 +173,10 @@ VARIANTS: dict[str, Variant] = {
     **calibrations("cooling", COOL),
     **next_steps("cooling", COOL),
     **ablations("cooling", COOL),
+    "soft final stage (default before recency per run)": SOFT,
+    "soft + recency chosen per run (none / 1 / 0.25 horizons, one standard error)": SOFT.but(
+        fit={"recency_half_life": [None, 1.0, 0.25]}
+    ),
 }
 NOVELTY = ["days_since_new_activity", "n_since_new_activity"]
 STAGE = ["stage_so_far", "days_in_stage", "n_since_stage"]
