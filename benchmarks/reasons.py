@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE))
 from _common import markdown_table  # noqa: E402
 
 from stageml.config import load_params  # noqa: E402
-from stageml.data.simulate import simulate, write_export  # noqa: E402
+from stageml.data.simulate import simulate_to_folder  # noqa: E402
 from stageml.data.validate import load_export  # noqa: E402
 from stageml.explain.contributions import contributions  # noqa: E402
 from stageml.explain.reasons import reason_table  # noqa: E402
@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     shutil.rmtree(CACHE, ignore_errors=True)
-    write_export(simulate(args.buyers, seed=7), CACHE)
     params = load_params(HERE.parent / "params.yaml")
-    export = load_export(CACHE, stages=params.stages)
+    simulate_to_folder(args.buyers, seed=7, out=CACHE, stages=params.stages, exits=params.exits)
+    export = load_export(CACHE, stages=params.recorded_stages)
     model = train(export, params).model
     features = model.features(export.interactions, [args.as_of], export.buyers)
     scores = model.predict_features(features)
