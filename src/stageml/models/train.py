@@ -361,7 +361,16 @@ def fit(
     if params.labels.horizons:
         say("training the multi-horizon hazard model")
         ends = {"train": split.valid[0], "valid": split.test[0]}
-        hazard = fit_hazard(snaps, columns, period, ends, params)
+        inflection = fitted["inflection"]
+        hazard = fit_hazard(
+            snaps,
+            columns,
+            period,
+            ends,
+            params,
+            recency_half_life=inflection.recency_half_life,
+            decreasing_columns=inflection.decreasing_columns,
+        )
         rule = params.train.inflection_fit.final_stage
 
         def as_scored(rows: pd.DataFrame, p: np.ndarray) -> np.ndarray:
