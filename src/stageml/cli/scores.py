@@ -50,36 +50,23 @@ def score_command(
     from stageml.tracking.runs import resolve_model, resolve_tracking_uri
 
     bundle, version = resolve_model(model, resolve_tracking_uri(tracking_uri))
+    # What both engines take; each adds its own (local: workers, progress; Spark: master).
+    common: dict[str, Any] = {
+        "out": out,
+        "reasons": reasons,
+        "previous": previous,
+        "model_uri": model,
+        "model_version": version,
+    }
     if engine == "local":
         from stageml.scoring.local import score_local
 
         with progress("scoring partitions") as advance:
-            summary = score_local(
-                data,
-                bundle,
-                as_of,
-                out=out,
-                reasons=reasons,
-                previous=previous,
-                model_uri=model,
-                model_version=version,
-                workers=workers,
-                progress=advance,
-            )
+            summary = score_local(data, bundle, as_of, **common, workers=workers, progress=advance)
     elif engine == "spark":
         from stageml.scoring.spark import score_spark
 
-        summary = score_spark(
-            data,
-            bundle,
-            as_of,
-            out=out,
-            reasons=reasons,
-            previous=previous,
-            model_uri=model,
-            model_version=version,
-            master=master,
-        )
+        summary = score_spark(data, bundle, as_of, **common, master=master)
     else:
         raise ConfigError(f"unknown engine {engine!r}. Fix: use --engine local or --engine spark")
     for item in summary["drifted_features"]:
