@@ -17,7 +17,9 @@ from stageml.config import Params
 from stageml.data.simulate import simulate
 from stageml.data.validate import Export
 from stageml.errors import ContractError
+from stageml.explain.contributions import contributions
 from stageml.explain.reasons import reason_codes, reason_table
+from stageml.features.stage_history import STAGE_COLUMNS
 from stageml.models.train import TrainingResult
 from stageml.scoring.local import score_local
 from stageml.tracking.runs import predict_raw
@@ -142,3 +144,34 @@ def test_pyfunc_reads_stage_changes_from_rows_with_a_stage(
     want = exit_trained.model.predict(interactions, [as_of], stage_history=history)
     pd.testing.assert_frame_equal(got, want)
     assert got["exit_probability"].notna().all()
+
+
+def test_stage_model_infers_from_behaviour_while_inflection_reads_the_record(
+    exit_trained: TrainingResult,
+) -> None:
+    model = exit_trained.model
+    gain = dict(
+        zip(
+            model.feature_names,
+            model.stage_model.booster_.feature_importance("split"),
+            strict=True,
+        )
+    )
+    recorded = [c for c in model.feature_names if c in STAGE_COLUMNS]
+    assert recorded and all(gain[c] == 0 for c in recorded)
+    assert sum(gain.values()) > 0
+    inflection = dict(
+        zip(
+            model.feature_names,
+            model.inflection_model.booster_.feature_importance("split"),
+            strict=True,
+        )
+    )
+    assert sum(inflection[c] for c in recorded) > 0
+    # Zero splits, so zero contributions: the stage reasons never cite the record.
+    rows = exit_trained.test_frame[model.feature_names].head(200)
+    values = contributions(model.stage_model, rows, workers=1)
+    where = [model.feature_names.index(c) for c in recorded]
+    assert np.abs(values[:, :, where]).max() == 0.0
+    # An echo of the record would score 1.00; behaviour alone does not.
+    assert exit_trained.metrics["stage.macro_f1"] < 0.99

@@ -87,6 +87,11 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         ``advanced`` method), e.g. time elapsed since the buyer's activity: a prior that
         keeps one period's odd bump (deals of 60-90 days winning most) from being learned
         as a rule. ``None`` or empty: unconstrained.
+    ignored_columns
+        Columns the model takes but may never split on: they are blanked (missing) while
+        fitting, so their contributions are exactly zero and every model of a bundle still
+        reads the same feature frame. The stage model ignores the recorded stage: it is
+        there to infer the stage from behaviour, not to echo the CRM's (late) record.
     random_state
         Seed for LightGBM (deterministic mode is always on).
     n_jobs
@@ -118,6 +123,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         linear_columns: tuple[str, ...] | None = None,
         linear_c: float = 1.0,
         decreasing_columns: tuple[str, ...] | None = None,
+        ignored_columns: tuple[str, ...] | None = None,
         random_state: int = 0,
         n_jobs: int | None = None,
     ) -> None:
@@ -142,6 +148,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.linear_columns = linear_columns
         self.linear_c = linear_c
         self.decreasing_columns = decreasing_columns
+        self.ignored_columns = ignored_columns
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -226,6 +233,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.categories_ = {
             c: X[c].cat.categories for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)
         }
+        X, X_valid = self._blank(X), self._blank(X_valid)
         candidates = (
             self.recency_half_life
             if isinstance(self.recency_half_life, tuple)
@@ -268,6 +276,16 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             # Exactly best_iteration_ rounds, so num_iteration=best_iteration_ reads them all.
             self.booster_ = lgb.train(self.lgb_params(), both, num_boost_round=self.best_iteration_)
         return self
+
+    def _blank(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` with ``ignored_columns`` all missing (dtype kept: categories stay known)."""
+        if not self.ignored_columns:
+            return X
+        missing = sorted(set(self.ignored_columns) - set(X.columns))
+        if missing:
+            raise ModelError(f"ignored_columns not among the features: {missing[:5]}")
+        none = np.zeros(len(X), dtype=bool)
+        return X.assign(**{c: X[c].where(none) for c in self.ignored_columns})
 
     def _first_fit(
         self,

@@ -22,7 +22,7 @@ from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.features.drift import fit_reference
 from stageml.features.engine import KEYS, feature_columns
-from stageml.features.stage_history import stage_columns
+from stageml.features.stage_history import STAGE_COLUMNS, stage_columns
 from stageml.features.vocabulary import Vocabulary, fit_vocabulary
 from stageml.models.baselines import (
     LastActivityRule,
@@ -129,8 +129,14 @@ def _booster(
         refit=refit,
         linear_columns=linear,
         decreasing_columns=decreasing,
+        ignored_columns=behaviour_only(columns) if task == "stage" else None,
         random_state=params.seed,
     )
+
+
+def behaviour_only(columns: list[str]) -> tuple[str, ...]:
+    """Columns the stage model ignores: the recorded stage, which it must infer, not echo."""
+    return tuple(c for c in columns if c in STAGE_COLUMNS)
 
 
 def recency(
@@ -312,14 +318,17 @@ def fit(
                 _binary(np.where(exited, 0.0, at_final_stage(p[:, 1], stage_p, rule)))
                 for p in (raw, calibrated)
             )
+        # The stage baselines read what the stage model reads: behaviour, not the record.
+        ignored = list(behaviour_only(columns)) if task == "stage" else []
+        Xb, Xtb = X.drop(columns=ignored), Xt.drop(columns=ignored)
         candidates: dict[str, np.ndarray] = {
             "model": calibrated,
             "model_raw": raw,
             "baseline_majority": MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt),
             "baseline_rule": _rule(n_classes, X, y, Xt),
             "baseline_logistic": fit_quietly(
-                logistic_baseline(X, random_state=params.seed), X, y
-            ).predict_proba(Xt),
+                logistic_baseline(Xb, random_state=params.seed), Xb, y
+            ).predict_proba(Xtb),
             # On the rows and labels the product's model learned from (with the refit, the
             # validation period's too).
             "baseline_counts": count_gbm_baseline(columns, random_state=params.seed)
