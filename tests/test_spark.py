@@ -201,3 +201,19 @@ def test_each_bucket_gets_its_own_task(spark: object) -> None:
     assert dict(zip(placed[BUCKET], placed["task"], strict=True)) == {
         k: i for i, k in enumerate(keys)
     }
+
+
+@pytest.mark.usefixtures("spark")
+def test_spark_scores_a_stage_aware_model_like_local(
+    exit_export_dir: Path, exit_trained: TrainingResult, tmp_path: Path
+) -> None:
+    # The buyers and the stage history share the cogroup's right side, told apart by a tag.
+    model, as_of = exit_trained.model, pd.Timestamp("2026-05-01")
+    score_local(exit_export_dir, model, as_of, out=tmp_path / "local.parquet", reasons=1)
+    score_spark(exit_export_dir, model, as_of, out=tmp_path / "spark.parquet", buckets=3, reasons=1)
+    local, _ = _outputs(tmp_path / "local.parquet")
+    spark, _ = _outputs(tmp_path / "spark.parquet")
+    assert list(spark["buyer_id"]) == list(local["buyer_id"])
+    columns = ["inflection_probability", "exit_probability", "stage", "inflection_up_1"]
+    pd.testing.assert_frame_equal(spark[columns], local[columns], check_exact=False, atol=1e-9)
+    assert (local["exit_probability"] == 1.0).any()  # buyers the CRM records as gone

@@ -42,7 +42,6 @@ import pandas as pd
 
 from stageml.data.io import atomic_path, csv_header
 from stageml.data.validate import SOURCE_ROW
-from stageml.errors import StageMLError
 from stageml.models.bundle import StageModel
 from stageml.scoring.local import (
     _DRIFT_SAMPLE_ROWS,
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 BUCKET = "_bucket"
+TABLE = "_table"  # which table a row of the cogroup's shared right side came from
 # Runtime settings for the scoring job; an active session gets its own values back after.
 _JOB_SETTINGS = {"spark.sql.adaptive.coalescePartitions.enabled": "false"}
 _SHUFFLE = "spark.sql.shuffle.partitions"
@@ -146,17 +146,13 @@ def score_spark(
     """
     clock = time.perf_counter()
     instant = normalise_as_of(as_of)
-    sources = scoring_sources(Path(data))
+    sources = scoring_sources(Path(data))  # the input's errors first, before the model's
     if buckets is not None and buckets < 1:
         raise ValueError(f"buckets must be a positive integer or None, got {buckets}")
     out_path = Path(out)
     prev = _previous(previous)
     if model.params.features.stage_history:
-        raise StageMLError(
-            "this model uses stage-history features, and the Spark engine reads only "
-            "interactions and buyers. Fix: score it with the local engine (--engine local), "
-            "or train with features.stage_history: false"
-        )
+        sources = scoring_sources(Path(data), stage_history=True)
 
     owned = _active() is None
     spark = spark_session(master)
@@ -306,12 +302,19 @@ def _bucket_results(
         return pd.DataFrame({BUCKET: [bucket], "payload": [pickle.dumps(result)]})
 
     grouped = bucketed["interactions"].groupBy(BUCKET)
-    if "buyers" in bucketed:
+    # A cogroup takes two sides: the buyers and the stage history share the right one,
+    # told apart by a table tag (their other columns differ; each keeps its own).
+    named = [name for name in ("buyers", "stage_history") if name in bucketed]
+    if named:
+        right = bucketed[named[0]].withColumn(TABLE, F.lit(named[0]))
+        for name in named[1:]:
+            tagged = bucketed[name].withColumn(TABLE, F.lit(name))
+            right = right.unionByName(tagged, allowMissingColumns=True)
 
         def both(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
-            return run({"interactions": left, "buyers": right})
+            return run({"interactions": left} | {n: right[right[TABLE] == n] for n in named})
 
-        done = grouped.cogroup(bucketed["buyers"].groupBy(BUCKET)).applyInPandas(both, schema)
+        done = grouped.cogroup(right.groupBy(BUCKET)).applyInPandas(both, schema)
     else:
 
         def alone(left: pd.DataFrame) -> pd.DataFrame:
