@@ -15,6 +15,7 @@ from stageml.data.simulate import simulate, simulate_to_folder
 from stageml.data.validate import Export
 from stageml.data.world import TOUCH_EFFECTS, WorldParams
 from stageml.errors import ConfigError, ContractError, ModelError
+from stageml.features.stage_history import STAGE_COLUMNS
 from stageml.models.train import TrainingResult
 from stageml.tactics.check import qini, stage_touch_table, table_agreement
 from stageml.tactics.next_touch import next_touches, read_trial
@@ -134,6 +135,39 @@ def test_features_at_points_equal_the_engine_at_each_instant(
             check_dtype=False,
             check_index_type=False,
         )
+
+
+def test_pseudo_buyers_see_the_stage_history_the_buyer_had_then(
+    exit_trained: TrainingResult, exit_export: Export
+) -> None:
+    model = exit_trained.model
+    assert model.params.features.stage_history
+    # Logged late, some changes only after the instant they were entered; one in five
+    # without a log time (known at entered_at + labels.label_delay).
+    history = exit_export.stage_history
+    rng = np.random.default_rng(3)
+    late = pd.to_timedelta(rng.integers(0, 20 * 24, len(history)), unit="h")
+    logged = (history["entered_at"] + late).where(rng.random(len(history)) > 0.2)
+    history = history.assign(recorded_at=logged.astype("datetime64[us]"))
+    ids = history["buyer_id"].drop_duplicates().iloc[:60].tolist()
+    instants = [pd.Timestamp("2025-10-06"), pd.Timestamp("2026-03-17 15:30")]
+    points = pd.DataFrame({"buyer_id": ids * 2, "as_of": np.repeat(instants, len(ids))})
+    mine = features_at_points(
+        model, exit_export.interactions, exit_export.buyers, points, stage_history=history
+    )
+    stage = list(STAGE_COLUMNS)
+    for t in instants:
+        engine = model.features(
+            exit_export.interactions, [t], exit_export.buyers, stage_history=history
+        ).set_index("buyer_id")
+        rows = mine[mine["as_of"] == t].set_index("buyer_id")
+        common = rows.index.intersection(engine.index)
+        assert len(common) > 20 and rows.loc[common, "recorded_stage"].notna().sum() > 10
+        pd.testing.assert_frame_equal(
+            rows.loc[common, stage], engine.loc[common, stage], check_index_type=False
+        )
+    with pytest.raises(ContractError, match="stage_history"):
+        features_at_points(model, exit_export.interactions, exit_export.buyers, points)
 
 
 def test_an_appended_touch_is_seen_now(trained: TrainingResult, export: Export) -> None:

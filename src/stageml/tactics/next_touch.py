@@ -17,7 +17,7 @@ import pandas as pd
 from stageml.config import TouchConfig
 from stageml.data.io import read_table
 from stageml.data.validate import Export
-from stageml.errors import ContractError
+from stageml.errors import ConfigError, ContractError
 from stageml.features.engine import KEYS
 from stageml.models.bundle import StageModel
 from stageml.models.labels import build_labels
@@ -28,6 +28,10 @@ from stageml.tactics.recommend import model_inputs, top_touches
 from stageml.tactics.uplift import CONTROL, TLearner
 
 TRIAL_COLUMNS = ("buyer_id", "assigned_at", "touch")
+COUNTERFACTUAL_CAUTION = (
+    "without a randomised trial these lifts come from the model's reading of past seller "
+    "choices, not from an experiment (README, 'Next touches')"
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,19 @@ def next_touches(
     seed: int = 0,
     threads: int | None = None,
 ) -> NextTouches:
-    """List the ``k`` best touches per buyer as of ``as_of`` (all buyers, or ``buyer_ids``)."""
+    """List the ``k`` best touches per buyer as of ``as_of`` (all buyers, or ``buyer_ids``).
+
+    Raises
+    ------
+    ConfigError
+        When the params name no touches (``touches.activities`` is empty).
+
+    """
+    if not config.activities:
+        raise ConfigError(
+            "touches.activities is empty: there is no touch to weigh. Fix: name the seller's "
+            "touches (outbound activities) under touches.activities in params.yaml"
+        )
     interactions = export.interactions
     ids = pd.Series(
         sorted(
@@ -114,14 +130,27 @@ def next_touches(
     if trial is None:
         method, trial_rows = "counterfactual", 0
         scores = counterfactual_lift(
-            model, interactions, export.buyers, points, touches, threads=threads
+            model,
+            interactions,
+            export.buyers,
+            points,
+            touches,
+            stage_history=export.stage_history,
+            threads=threads,
         )
         lift, low, high = scores, None, None
     else:
         method = "t_learner"
         learner, trial_rows = _fit_trial(model, export, as_of, trial, config, seed, threads)
         scores = model.predict_features(
-            features_at_points(model, interactions, export.buyers, points, threads=threads)
+            features_at_points(
+                model,
+                interactions,
+                export.buyers,
+                points,
+                stage_history=export.stage_history,
+                threads=threads,
+            )
         )
         lift, low, high = learner.predict_lift(model_inputs(scores, model.stages))
     final = (scores["stage"] == model.stages[-1]).to_numpy()
@@ -175,7 +204,14 @@ def _fit_trial(
     )
     known = labels["inflection"].notna().to_numpy()
     rows, y = rows[known].reset_index(drop=True), labels["inflection"][known].astype(int)
-    features = features_at_points(model, export.interactions, export.buyers, rows, threads=threads)
+    features = features_at_points(
+        model,
+        export.interactions,
+        export.buyers,
+        rows,
+        stage_history=export.stage_history,
+        threads=threads,
+    )
     X = model_inputs(model.predict_features(features, threads=threads), model.stages)
     learner = TLearner(n_bags=config.bags, interval=config.interval, random_state=seed)
     return learner.fit(X, rows["touch"], y.to_numpy()), len(rows)
