@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,13 @@ from typer.testing import CliRunner
 from stageml.cli import app
 from stageml.config import TouchConfig
 from stageml.data.simulate import simulate, simulate_to_folder
-from stageml.data.validate import Export
+from stageml.data.validate import Export, load_export
 from stageml.data.world import TOUCH_EFFECTS, WorldParams
 from stageml.errors import ConfigError, ContractError, ModelError
 from stageml.features.stage_history import STAGE_COLUMNS
 from stageml.models.train import TrainingResult
 from stageml.tactics.check import qini, stage_touch_table, table_agreement
-from stageml.tactics.next_touch import next_touches, read_trial
+from stageml.tactics.next_touch import export_trial, next_touches, read_trial, test_period_touches
 from stageml.tactics.points import features_at_points
 from stageml.tactics.uplift import TLearner
 
@@ -245,3 +246,28 @@ def test_next_touch_command_with_a_trial(
     rejects = pd.read_csv(tmp_path / "touches_rejects.csv")
     buyers = pd.read_parquet(folder / "buyers.parquet")["buyer_id"]
     assert set(touches["buyer_id"]) | set(rejects["buyer_id"]) == set(buyers)
+
+
+def test_a_training_run_reads_its_lift_table_from_the_exports_trial(
+    tmp_path: Path, trained: TrainingResult
+) -> None:
+    folder = tmp_path / "sim"
+    simulate_to_folder(1200, seed=4, out=folder, params=TRIAL)
+    export = load_export(folder)
+    touches = TouchConfig().activities
+    assert export_trial(folder, ()) is None and export_trial(tmp_path, touches) is None
+    model = dataclasses.replace(
+        trained.model,
+        params=trained.model.params.model_copy(update={"touches": TouchConfig(report_buyers=200)}),
+    )
+    test_frame = pd.DataFrame(
+        {"buyer_id": export.buyers["buyer_id"], "as_of": pd.Timestamp("2026-06-01")}
+    )
+    as_of, lifts = test_period_touches(
+        model, export, test_frame, trial=export_trial(folder, touches), seed=0
+    )
+    assert as_of == pd.Timestamp("2026-06-01") and lifts.method == "t_learner"
+    assert lifts.trial_rows > 100
+    assert lifts.touches["buyer_id"].nunique() + len(lifts.rejects) == 200
+    assert list(lifts.lift_table.columns) == list(touches)
+    assert (lifts.touches["lift_low"] <= lifts.touches["lift_high"]).all()

@@ -205,7 +205,7 @@ def next_touch_command(
     """Per buyer, the seller touches that most raise the chance of moving on, with lifts."""
     from stageml.data.io import atomic_path, write_table
     from stageml.scoring.local import normalise_as_of
-    from stageml.tactics.next_touch import next_touches, read_trial
+    from stageml.tactics.next_touch import COUNTERFACTUAL_CAUTION, next_touches, read_trial
     from stageml.tactics.plots import lift_heatmap
     from stageml.tracking.runs import log_next_touches, resolve_model, resolve_tracking_uri
 
@@ -238,12 +238,7 @@ def next_touch_command(
         highlight=False,
     )
     if result.method == "counterfactual":
-        err_console.print(
-            "[yellow]caution:[/] without a randomised trial (--trial) these lifts come from "
-            "the model's reading of past seller choices, not from an experiment (README, "
-            "'Next touches')",
-            highlight=False,
-        )
+        err_console.print(f"[yellow]caution:[/] {COUNTERFACTUAL_CAUTION}", highlight=False)
     _print_touches(result.touches, show)
 
 

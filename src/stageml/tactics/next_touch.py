@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from stageml.config import TouchConfig
-from stageml.data.io import read_table
+from stageml.data.io import find_table, read_table
 from stageml.data.validate import Export
 from stageml.errors import ConfigError, ContractError
 from stageml.features.engine import KEYS
@@ -86,6 +86,16 @@ def read_trial(path: str | Path, touches: tuple[str, ...]) -> pd.DataFrame:
     out["assigned_at"] = stamps.dt.tz_localize(None).astype("datetime64[us]")
     out["buyer_id"] = out["buyer_id"].astype("string")
     return out
+
+
+def export_trial(folder: str | Path, touches: tuple[str, ...]) -> pd.DataFrame | None:
+    """Read the export folder's trial log (``trial.parquet`` or ``.csv``), if it holds one.
+
+    None also when the params name no touches: without candidates a trial has nothing to
+    estimate.
+    """
+    path = find_table(folder, "trial")
+    return None if path is None or not touches else read_trial(path, touches)
 
 
 def next_touches(
@@ -171,7 +181,42 @@ def next_touches(
         ignore_index=True,
     )
     table = stage_touch_table(lift[~final].assign(stage=scores.loc[~final, "stage"]), model.stages)
+    # Touches in params order whichever estimate (a T-learner knows the trial's arms only).
+    table = table[[t for t in touches if t in table.columns]]
     return NextTouches(listed, rejects, table, method, trial_rows)
+
+
+def test_period_touches(
+    model: StageModel,
+    export: Export,
+    test_frame: pd.DataFrame,
+    *,
+    trial: pd.DataFrame | None,
+    seed: int,
+    threads: int | None = None,
+) -> tuple[pd.Timestamp, NextTouches]:
+    """The stage x touch lift table of a training run, by the same estimate as next-touch.
+
+    Read as of the test period's last instant, over a seeded sample of at most
+    ``touches.report_buyers`` of the buyers scored then, so its cost stays bounded
+    whatever the size of the export.
+    """
+    as_of = pd.Timestamp(test_frame["as_of"].max())
+    ids = test_frame.loc[test_frame["as_of"] == as_of, "buyer_id"].drop_duplicates()
+    config = model.params.touches
+    sample = ids.sample(min(config.report_buyers, len(ids)), random_state=seed)
+    result = next_touches(
+        model,
+        export,
+        as_of,
+        config,
+        k=1,
+        trial=trial,
+        buyer_ids=sorted(sample),
+        seed=seed,
+        threads=threads,
+    )
+    return as_of, result
 
 
 def _rows(frame: pd.DataFrame | None, mask: np.ndarray) -> pd.DataFrame | None:
