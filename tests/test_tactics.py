@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import EXITS
 from stageml.cli import app
 from stageml.config import TouchConfig
 from stageml.data.simulate import simulate, simulate_to_folder
@@ -249,16 +250,19 @@ def test_next_touch_command_with_a_trial(
 
 
 def test_a_training_run_reads_its_lift_table_from_the_exports_trial(
-    tmp_path: Path, trained: TrainingResult
+    tmp_path: Path, exit_trained: TrainingResult
 ) -> None:
+    # The model of params.yaml's shape: exits in the history, stage-history features.
     folder = tmp_path / "sim"
-    simulate_to_folder(1200, seed=4, out=folder, params=TRIAL)
-    export = load_export(folder)
+    simulate_to_folder(1200, seed=4, out=folder, exits=EXITS, params=TRIAL)
+    export = load_export(folder, stages=exit_trained.model.recorded_stages)
     touches = TouchConfig().activities
     assert export_trial(folder, ()) is None and export_trial(tmp_path, touches) is None
     model = dataclasses.replace(
-        trained.model,
-        params=trained.model.params.model_copy(update={"touches": TouchConfig(report_buyers=200)}),
+        exit_trained.model,
+        params=exit_trained.model.params.model_copy(
+            update={"touches": TouchConfig(report_buyers=200)}
+        ),
     )
     test_frame = pd.DataFrame(
         {"buyer_id": export.buyers["buyer_id"], "as_of": pd.Timestamp("2026-06-01")}

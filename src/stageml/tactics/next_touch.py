@@ -246,6 +246,7 @@ def _fit_trial(
         stages=model.stages,
         config=model.params.labels,
         data_end=as_of,
+        exits=model.params.exits,
     )
     known = labels["inflection"].notna().to_numpy()
     rows, y = rows[known].reset_index(drop=True), labels["inflection"][known].astype(int)
