@@ -19,7 +19,7 @@ from stageml.data.world import TOUCH_EFFECTS, WorldParams
 from stageml.errors import ConfigError, ContractError, ModelError
 from stageml.features.stage_history import STAGE_COLUMNS
 from stageml.models.train import TrainingResult
-from stageml.tactics.check import qini, stage_touch_table, table_agreement
+from stageml.tactics.check import interval_coverage, qini, stage_touch_table, table_agreement
 from stageml.tactics.next_touch import export_trial, next_touches, read_trial, test_period_touches
 from stageml.tactics.points import features_at_points
 from stageml.tactics.uplift import TLearner
@@ -55,6 +55,28 @@ def test_t_learner_recovers_a_planted_effect_and_invents_none(base: str) -> None
     # touch's covers it (per buyer the bootstrap spread of 8 refits is rougher than that).
     assert low["lift_a"].iloc[high_x].mean() > 0.15
     assert low["lift_b"].mean() < 0 < high["lift_b"].mean()
+
+
+def test_interval_coverage_counts_true_lifts_inside_the_bootstrap_spread() -> None:
+    truth = pd.DataFrame({"lift_a": [0.3, 0.2, 0.0, 0.1], "lift_b": 0.0})
+    stage = np.array(["hi", "hi", "lo", "lo"])
+    # 101 refits spread evenly over +-0.1 around the truth for a, 0.5 above it for b.
+    spread = np.linspace(-0.1, 0.1, 101)[:, None, None]
+    bags = spread + (truth.to_numpy() + np.array([0.0, 0.5]))[None]
+    got = interval_coverage(bags, stage, truth, interval=0.9)
+    assert got["stage_touch"] == 0.5 and got["buyer"] == 0.5
+    assert got["stage_touch_width"] == pytest.approx(0.18)
+
+
+def test_bags_are_the_refits_the_lift_and_interval_come_from() -> None:
+    X, arm, y = planted(2000, seed=4)
+    learner = TLearner(n_bags=5, interval=0.8, random_state=0).fit(X, arm, y)  # type: ignore[arg-type]
+    bags = learner.predict_bags(X)
+    lift, low, high = learner.predict_lift(X)
+    assert bags.shape == (5, 2000, 2)
+    np.testing.assert_allclose(lift.to_numpy(), bags.mean(axis=0))
+    np.testing.assert_allclose(low.to_numpy(), np.quantile(bags, 0.1, axis=0))
+    np.testing.assert_allclose(high.to_numpy(), np.quantile(bags, 0.9, axis=0))
 
 
 def test_t_learner_needs_a_control_arm() -> None:
@@ -275,3 +297,5 @@ def test_a_training_run_reads_its_lift_table_from_the_exports_trial(
     assert lifts.touches["buyer_id"].nunique() + len(lifts.rejects) == 200
     assert list(lifts.lift_table.columns) == list(touches)
     assert (lifts.touches["lift_low"] <= lifts.touches["lift_high"]).all()
+    # Buyers gone quiet were never enrolled: no lifts are extrapolated to them.
+    assert lifts.rejects["reason"].str.contains("the trial has no buyer like this one").any()

@@ -248,11 +248,17 @@ def _print_touches(touches: Any, n: int) -> None:
 
     if n == 0 or touches.empty:
         return
-    best = touches[touches["rank"] == 1].nlargest(n, "lift")["buyer_id"]
+    # With intervals, the buyers a touch surely helps: ranked by the lower bound, so the
+    # noisiest estimates (the widest intervals) do not head the list.
+    by = "lift" if touches["lift_low"].isna().all() else "lift_low"
+    best = touches[touches["rank"] == 1].nlargest(n, by)["buyer_id"]
     order = {buyer: i for i, buyer in enumerate(best)}
     shown = touches[touches["buyer_id"].isin(order)]
     shown = shown.assign(_order=shown["buyer_id"].map(order)).sort_values(["_order", "rank"])
-    table = Table(title=f"next touches: the {len(best)} buyer(s) a touch helps most")
+    table = Table(
+        title=f"next touches: the {len(best)} buyer(s) a touch helps most"
+        + (" (by the interval's lower bound)" if by == "lift_low" else "")
+    )
     for column in ("buyer", "stage", "likelihood", "touch", "lift", "interval"):
         table.add_column(column)
     for _, row in shown.iterrows():

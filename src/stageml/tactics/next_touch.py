@@ -138,7 +138,7 @@ def next_touches(
     points = pd.DataFrame({"buyer_id": ids[active].to_numpy(), "as_of": as_of})
     touches = config.activities
     if trial is None:
-        method, trial_rows = "counterfactual", 0
+        method, trial_rows, support = "counterfactual", 0, None
         scores = counterfactual_lift(
             model,
             interactions,
@@ -151,7 +151,9 @@ def next_touches(
         lift, low, high = scores, None, None
     else:
         method = "t_learner"
-        learner, trial_rows = _fit_trial(model, export, as_of, trial, config, seed, threads)
+        learner, trial_rows, support = _fit_trial(
+            model, export, as_of, trial, config, seed, threads
+        )
         scores = model.predict_features(
             features_at_points(
                 model,
@@ -163,24 +165,31 @@ def next_touches(
             )
         )
         lift, low, high = learner.predict_lift(model_inputs(scores, model.stages))
-    final = (scores["stage"] == model.stages[-1]).to_numpy()
+    # Why a scored buyer gets no touches (NA: listed).
+    reason = pd.Series(pd.NA, index=scores.index, dtype="string")
+    reason[scores["stage"] == model.stages[-1]] = (
+        f"predicted stage {model.stages[-1]}: no later stage to move to"
+    )
+    if support is not None:
+        lo, hi = support
+        outside = reason.isna() & ~scores["inflection_probability"].between(lo, hi)
+        reason[outside] = (
+            f"inflection likelihood outside {lo:.1%} .. {hi:.1%}, where the trial's buyers "
+            f"lie (touches.support {config.support:.0%}): the trial has no buyer like this one"
+        )
+    keep = reason.isna().to_numpy()
     keys = scores[[*KEYS, "stage", "inflection_probability"]]
-    listed = top_touches(keys[~final], lift[~final], _rows(low, ~final), _rows(high, ~final), k=k)
+    listed = top_touches(keys[keep], lift[keep], _rows(low, keep), _rows(high, keep), k=k)
     rejects = pd.concat(
         [
             pd.DataFrame(
                 {"buyer_id": ids[~active].to_numpy(), "reason": f"no interaction before {as_of}"}
             ),
-            pd.DataFrame(
-                {
-                    "buyer_id": scores.loc[final, "buyer_id"].to_numpy(),
-                    "reason": f"predicted stage {model.stages[-1]}: no later stage to move to",
-                }
-            ),
+            pd.DataFrame({"buyer_id": scores["buyer_id"][~keep], "reason": reason[~keep]}),
         ],
         ignore_index=True,
     )
-    table = stage_touch_table(lift[~final].assign(stage=scores.loc[~final, "stage"]), model.stages)
+    table = stage_touch_table(lift[keep].assign(stage=scores.loc[keep, "stage"]), model.stages)
     # Touches in params order whichever estimate (a T-learner knows the trial's arms only).
     table = table[[t for t in touches if t in table.columns]]
     return NextTouches(listed, rejects, table, method, trial_rows)
@@ -231,8 +240,13 @@ def _fit_trial(
     config: TouchConfig,
     seed: int,
     threads: int | None,
-) -> tuple[TLearner, int]:
-    """Fit the T-learner on trial rows whose outcome was known by ``as_of`` (no leakage)."""
+) -> tuple[TLearner, int, tuple[float, float]]:
+    """Fit the T-learner on trial rows whose outcome was known by ``as_of`` (no leakage).
+
+    Also returns the trial's support: the central ``touches.support`` share of its rows'
+    inflection likelihoods. The outcome models are fitted there only; outside it (buyers gone
+    quiet, whom no trial enrols) their difference is an extrapolation, not an estimate.
+    """
     if export.stage_history is None:
         raise ContractError(
             file="stage_history",
@@ -260,4 +274,6 @@ def _fit_trial(
     )
     X = model_inputs(model.predict_features(features, threads=threads), model.stages)
     learner = TLearner(n_bags=config.bags, interval=config.interval, random_state=seed)
-    return learner.fit(X, rows["touch"], y.to_numpy()), len(rows)
+    tail = (1 - config.support) / 2
+    lo, hi = np.quantile(X["inflection_probability"], [tail, 1 - tail])
+    return learner.fit(X, rows["touch"], y.to_numpy()), len(rows), (float(lo), float(hi))

@@ -52,8 +52,9 @@ def lift_section(result: TrainingResult, export: Export, trial: pd.DataFrame | N
         f"Mean estimated lift (change in the chance of moving on within the horizon if the "
         f"touch happened now) per predicted stage, as of {as_of:%Y-%m-%d} (the test period's "
         f"last instant), over {lifts.touches['buyer_id'].nunique():,} sampled buyers "
-        f"(touches.report_buyers: {model.params.touches.report_buyers:,}; final stage left "
-        f"out), by {how}. Estimated in {seconds:.1f} s."
+        f"(touches.report_buyers: {model.params.touches.report_buyers:,}; left out: those "
+        f"predicted in the final stage and, with a trial, those outside its support), by "
+        f"{how}. Estimated in {seconds:.1f} s."
     )
     return LiftSection(note, lifts.lift_table, figure)
 
