@@ -280,6 +280,29 @@ def main() -> None:
             numeric=(1, 2, 3, 4),
         )
     )
+    print(
+        "\n"
+        + markdown_table(
+            [
+                f"T-learner ({learner.n_bags} refits)",
+                f"stage x touch inside the {interval:.0%} interval",
+                "mean width",
+                "buyer x touch inside",
+                "mean width",
+            ],
+            [
+                [
+                    base,
+                    f"{c['stage_touch']:.0%}",
+                    f"{c['stage_touch_width']:.3f}",
+                    f"{c['buyer']:.0%}",
+                    f"{c['buyer_width']:.3f}",
+                ]
+                for base, c in coverage.items()
+            ],
+            numeric=(1, 2, 3, 4),
+        )
+    )
     out = HERE / "results" / ("touch.quick.json" if args.quick else "touch.json")
     out.parent.mkdir(exist_ok=True)
     payload = {

@@ -20,7 +20,7 @@ from stageml.errors import ConfigError, ContractError, ModelError
 from stageml.features.stage_history import STAGE_COLUMNS
 from stageml.models.train import TrainingResult
 from stageml.tactics.check import interval_coverage, qini, stage_touch_table, table_agreement
-from stageml.tactics.next_touch import export_trial, next_touches, read_trial, test_period_touches
+from stageml.tactics.next_touch import export_trial, next_touches, read_trial, report_touches
 from stageml.tactics.points import features_at_points
 from stageml.tactics.uplift import TLearner
 
@@ -289,7 +289,7 @@ def test_a_training_run_reads_its_lift_table_from_the_exports_trial(
     test_frame = pd.DataFrame(
         {"buyer_id": export.buyers["buyer_id"], "as_of": pd.Timestamp("2026-06-01")}
     )
-    as_of, lifts = test_period_touches(
+    as_of, lifts = report_touches(
         model, export, test_frame, trial=export_trial(folder, touches), seed=0
     )
     assert as_of == pd.Timestamp("2026-06-01") and lifts.method == "t_learner"

@@ -195,7 +195,7 @@ def next_touches(
     return NextTouches(listed, rejects, table, method, trial_rows)
 
 
-def test_period_touches(
+def report_touches(
     model: StageModel,
     export: Export,
     test_frame: pd.DataFrame,
@@ -204,7 +204,7 @@ def test_period_touches(
     seed: int,
     threads: int | None = None,
 ) -> tuple[pd.Timestamp, NextTouches]:
-    """The stage x touch lift table of a training run, by the same estimate as next-touch.
+    """Estimate the stage x touch lift table of a training run as next-touch does.
 
     Read as of the test period's last instant, over a seeded sample of at most
     ``touches.report_buyers`` of the buyers scored then, so its cost stays bounded

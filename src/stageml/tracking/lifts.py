@@ -1,6 +1,6 @@
 """The stage x touch lift table of a training run: estimated, logged to its run, described.
 
-The estimate is next-touch's own (:func:`stageml.tactics.next_touch.test_period_touches`):
+The estimate is next-touch's own (:func:`stageml.tactics.next_touch.report_touches`):
 a T-learner when the export holds a randomised trial log, else the model-based
 counterfactual, whose caution the report repeats.
 """
@@ -17,7 +17,7 @@ from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.models.estimators import free_threads
 from stageml.models.train import TrainingResult
-from stageml.tactics.next_touch import COUNTERFACTUAL_CAUTION, test_period_touches
+from stageml.tactics.next_touch import COUNTERFACTUAL_CAUTION, report_touches
 from stageml.tactics.plots import lift_heatmap
 from stageml.tracking.report import LiftSection
 
@@ -27,7 +27,7 @@ def lift_section(result: TrainingResult, export: Export, trial: pd.DataFrame | N
     model = result.model
     clock = time.perf_counter()
     try:
-        as_of, lifts = test_period_touches(
+        as_of, lifts = report_touches(
             model,
             export,
             result.test_frame,
