@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine with Python 3.11 (and Java 17 for Spark):
-#   make demo   set up .venv, simulate a CRM export, validate, train, register, score, explain
+#   make demo   set up .venv, simulate a CRM export (with a randomised touch trial), validate,
+#               train, register, score, and list the next touches the trial supports
 #   make test   set up .venv and run the whole test suite
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -25,13 +26,13 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/stageml simulate --buyers $(DEMO_BUYERS) --seed 7 --out $(DEMO_DIR) --params params.yaml
+	$(BIN)/stageml simulate --buyers $(DEMO_BUYERS) --seed 7 --out $(DEMO_DIR) --params params.yaml --touch-trial 1.0
 	$(BIN)/stageml validate --data $(DEMO_DIR) --params params.yaml
 	$(BIN)/stageml features --data $(DEMO_DIR) --params params.yaml --as-of 2026-06-01 --out $(DEMO_DIR)/features.parquet
 	$(BIN)/stageml train --data $(DEMO_DIR) --params params.yaml --metrics-out models/metrics.json --report-out models/report.html
 	$(BIN)/stageml score --data $(DEMO_DIR) --as-of 2026-06-29 --out models/demo_scores.parquet --reasons 3
 	$(BIN)/stageml top --scores models/demo_scores.parquet --n 10
-	$(BIN)/stageml next-touch --data $(DEMO_DIR) --as-of 2026-06-29 --out models/demo_touches.parquet --show 10
+	$(BIN)/stageml next-touch --data $(DEMO_DIR) --as-of 2026-06-29 --out models/demo_touches.parquet --show 10 --trial $(DEMO_DIR)/trial.parquet
 	@echo "Scores: models/demo_scores.parquet (+ _rejects.csv, .summary.json); next touches: models/demo_touches.parquet (+ _lift.png); model report: models/report.html"
 	@echo "Done. MLflow runs and the registered model: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 

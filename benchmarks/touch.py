@@ -45,6 +45,7 @@ from stageml.data.world import TOUCH_EFFECTS, WorldParams  # noqa: E402
 from stageml.models.labels import build_labels  # noqa: E402
 from stageml.models.train import train  # noqa: E402
 from stageml.tactics.check import (  # noqa: E402
+    interval_coverage,
     lift_columns,
     qini,
     stage_touch_table,
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--enrol-share", type=float, default=0.5, help="per trial day in play")
     parser.add_argument("--quick", action="store_true", help="8,000 + 3,000 buyers")
     parser.add_argument("--cache", type=Path, help="keep/reuse the scored trial rows here")
+    parser.add_argument("--bags", type=int, help="T-learner refits (default: touches.bags)")
     args = parser.parse_args()
     if args.quick:
         args.buyers, args.train_buyers = 8_000, 3_000
@@ -155,15 +157,25 @@ def main() -> None:
             )
     held = _held_out(truth)
     X = model_inputs(cf, stage_names)
-    fitted = {}
+    fitted, coverage = {}, {}
+    test = truth[held].reset_index(drop=True)
+    interval = params.touches.interval
     for base in ("logistic", "lightgbm"):
         t0 = time.perf_counter()
-        learner = TLearner(base=base, random_state=args.seed).fit(
-            X[~held], truth.loc[~held, "touch"], truth.loc[~held, "y"]
-        )
-        fitted[base] = learner.predict_lift(X[held])[0].reset_index(drop=True)
+        learner = TLearner(
+            base=base,
+            n_bags=args.bags or params.touches.bags,
+            interval=interval,
+            random_state=args.seed,
+        ).fit(X[~held], truth.loc[~held, "touch"], truth.loc[~held, "y"])
+        bags = learner.predict_bags(X[held])
+        columns = [f"lift_{t}" for t in learner.touches_]
+        fitted[base] = pd.DataFrame(bags.mean(axis=0), columns=columns)
         clock[f"t_learner_{base}_s"] = time.perf_counter() - t0
-    test = truth[held].reset_index(drop=True)
+        coverage[base] = interval_coverage(
+            bags, test["stage"].to_numpy(), test[columns], interval=interval
+        )
+        print(f"{interval:.0%} interval coverage of the true lifts, {base}: {coverage[base]}")
     cf_test = cf[held].reset_index(drop=True)
     true_lifts = test[[f"lift_{t}" for t in TOUCHES]]
     stages = [s for s in params.stages if s in set(test["stage"])]
@@ -268,6 +280,29 @@ def main() -> None:
             numeric=(1, 2, 3, 4),
         )
     )
+    print(
+        "\n"
+        + markdown_table(
+            [
+                f"T-learner ({learner.n_bags} refits)",
+                f"stage x touch inside the {interval:.0%} interval",
+                "mean width",
+                "buyer x touch inside",
+                "mean width",
+            ],
+            [
+                [
+                    base,
+                    f"{c['stage_touch']:.0%}",
+                    f"{c['stage_touch_width']:.3f}",
+                    f"{c['buyer']:.0%}",
+                    f"{c['buyer_width']:.3f}",
+                ]
+                for base, c in coverage.items()
+            ],
+            numeric=(1, 2, 3, 4),
+        )
+    )
     out = HERE / "results" / ("touch.quick.json" if args.quick else "touch.json")
     out.parent.mkdir(exist_ok=True)
     payload = {
@@ -275,6 +310,7 @@ def main() -> None:
         "timings": clock,
         "tables": rows,
         "qini": qrows,
+        "interval_coverage": coverage,
         "true_table": true_table.to_dict(),
         **{k: v.to_dict() for k, v in estimates.items()},
     }

@@ -8,9 +8,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import exit_params
 from stageml.data.validate import Export
-from stageml.models.train import train
+from stageml.models.train import TrainingResult
 from stageml.tracking.runs import log_training
 
 pytestmark = pytest.mark.slow
@@ -18,15 +17,13 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 @pytest.fixture(scope="module")
-def registry_uri(tmp_path_factory: pytest.TempPathFactory, exit_export: Export) -> str:
-    # A model with exits and horizons: the notebooks show them where a model has them. Not
-    # stage-aware: the next-touch cell (tactics) does not pass the stage history on yet.
-    params = exit_params()
-    params = params.model_copy(
-        update={"features": params.features.model_copy(update={"stage_history": False})}
-    )
+def registry_uri(
+    tmp_path_factory: pytest.TempPathFactory, exit_export: Export, exit_trained: TrainingResult
+) -> str:
+    # A stage-aware model with exits and horizons: the notebooks show them where a model has
+    # them, and the next-touch cell passes the stage history on to its pseudo-buyers.
     uri = f"sqlite:///{tmp_path_factory.mktemp('nb') / 'mlflow.db'}"
-    log_training(train(exit_export, params), exit_export, tracking_uri=uri)
+    log_training(exit_trained, exit_export, tracking_uri=uri)
     return uri
 
 

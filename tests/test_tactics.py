@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,15 +10,17 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import EXITS
 from stageml.cli import app
 from stageml.config import TouchConfig
 from stageml.data.simulate import simulate, simulate_to_folder
-from stageml.data.validate import Export
+from stageml.data.validate import Export, load_export
 from stageml.data.world import TOUCH_EFFECTS, WorldParams
 from stageml.errors import ConfigError, ContractError, ModelError
+from stageml.features.stage_history import STAGE_COLUMNS
 from stageml.models.train import TrainingResult
-from stageml.tactics.check import qini, stage_touch_table, table_agreement
-from stageml.tactics.next_touch import next_touches, read_trial
+from stageml.tactics.check import interval_coverage, qini, stage_touch_table, table_agreement
+from stageml.tactics.next_touch import export_trial, next_touches, read_trial, report_touches
 from stageml.tactics.points import features_at_points
 from stageml.tactics.uplift import TLearner
 
@@ -52,6 +55,28 @@ def test_t_learner_recovers_a_planted_effect_and_invents_none(base: str) -> None
     # touch's covers it (per buyer the bootstrap spread of 8 refits is rougher than that).
     assert low["lift_a"].iloc[high_x].mean() > 0.15
     assert low["lift_b"].mean() < 0 < high["lift_b"].mean()
+
+
+def test_interval_coverage_counts_true_lifts_inside_the_bootstrap_spread() -> None:
+    truth = pd.DataFrame({"lift_a": [0.3, 0.2, 0.0, 0.1], "lift_b": 0.0})
+    stage = np.array(["hi", "hi", "lo", "lo"])
+    # 101 refits spread evenly over +-0.1 around the truth for a, 0.5 above it for b.
+    spread = np.linspace(-0.1, 0.1, 101)[:, None, None]
+    bags = spread + (truth.to_numpy() + np.array([0.0, 0.5]))[None]
+    got = interval_coverage(bags, stage, truth, interval=0.9)
+    assert got["stage_touch"] == 0.5 and got["buyer"] == 0.5
+    assert got["stage_touch_width"] == pytest.approx(0.18)
+
+
+def test_bags_are_the_refits_the_lift_and_interval_come_from() -> None:
+    X, arm, y = planted(2000, seed=4)
+    learner = TLearner(n_bags=5, interval=0.8, random_state=0).fit(X, arm, y)  # type: ignore[arg-type]
+    bags = learner.predict_bags(X)
+    lift, low, high = learner.predict_lift(X)
+    assert bags.shape == (5, 2000, 2)
+    np.testing.assert_allclose(lift.to_numpy(), bags.mean(axis=0))
+    np.testing.assert_allclose(low.to_numpy(), np.quantile(bags, 0.1, axis=0))
+    np.testing.assert_allclose(high.to_numpy(), np.quantile(bags, 0.9, axis=0))
 
 
 def test_t_learner_needs_a_control_arm() -> None:
@@ -136,6 +161,39 @@ def test_features_at_points_equal_the_engine_at_each_instant(
         )
 
 
+def test_pseudo_buyers_see_the_stage_history_the_buyer_had_then(
+    exit_trained: TrainingResult, exit_export: Export
+) -> None:
+    model = exit_trained.model
+    assert model.params.features.stage_history
+    # Logged late, some changes only after the instant they were entered; one in five
+    # without a log time (known at entered_at + labels.label_delay).
+    history = exit_export.stage_history
+    rng = np.random.default_rng(3)
+    late = pd.to_timedelta(rng.integers(0, 20 * 24, len(history)), unit="h")
+    logged = (history["entered_at"] + late).where(rng.random(len(history)) > 0.2)
+    history = history.assign(recorded_at=logged.astype("datetime64[us]"))
+    ids = history["buyer_id"].drop_duplicates().iloc[:60].tolist()
+    instants = [pd.Timestamp("2025-10-06"), pd.Timestamp("2026-03-17 15:30")]
+    points = pd.DataFrame({"buyer_id": ids * 2, "as_of": np.repeat(instants, len(ids))})
+    mine = features_at_points(
+        model, exit_export.interactions, exit_export.buyers, points, stage_history=history
+    )
+    stage = list(STAGE_COLUMNS)
+    for t in instants:
+        engine = model.features(
+            exit_export.interactions, [t], exit_export.buyers, stage_history=history
+        ).set_index("buyer_id")
+        rows = mine[mine["as_of"] == t].set_index("buyer_id")
+        common = rows.index.intersection(engine.index)
+        assert len(common) > 20 and rows.loc[common, "recorded_stage"].notna().sum() > 10
+        pd.testing.assert_frame_equal(
+            rows.loc[common, stage], engine.loc[common, stage], check_index_type=False
+        )
+    with pytest.raises(ContractError, match="stage_history"):
+        features_at_points(model, exit_export.interactions, exit_export.buyers, points)
+
+
 def test_an_appended_touch_is_seen_now(trained: TrainingResult, export: Export) -> None:
     model = trained.model
     buyer = export.interactions["buyer_id"].iloc[0]
@@ -211,3 +269,33 @@ def test_next_touch_command_with_a_trial(
     rejects = pd.read_csv(tmp_path / "touches_rejects.csv")
     buyers = pd.read_parquet(folder / "buyers.parquet")["buyer_id"]
     assert set(touches["buyer_id"]) | set(rejects["buyer_id"]) == set(buyers)
+
+
+def test_a_training_run_reads_its_lift_table_from_the_exports_trial(
+    tmp_path: Path, exit_trained: TrainingResult
+) -> None:
+    # The model of params.yaml's shape: exits in the history, stage-history features.
+    folder = tmp_path / "sim"
+    simulate_to_folder(1200, seed=4, out=folder, exits=EXITS, params=TRIAL)
+    export = load_export(folder, stages=exit_trained.model.recorded_stages)
+    touches = TouchConfig().activities
+    assert export_trial(folder, ()) is None and export_trial(tmp_path, touches) is None
+    model = dataclasses.replace(
+        exit_trained.model,
+        params=exit_trained.model.params.model_copy(
+            update={"touches": TouchConfig(report_buyers=200)}
+        ),
+    )
+    test_frame = pd.DataFrame(
+        {"buyer_id": export.buyers["buyer_id"], "as_of": pd.Timestamp("2026-06-01")}
+    )
+    as_of, lifts = report_touches(
+        model, export, test_frame, trial=export_trial(folder, touches), seed=0
+    )
+    assert as_of == pd.Timestamp("2026-06-01") and lifts.method == "t_learner"
+    assert lifts.trial_rows > 100
+    assert lifts.touches["buyer_id"].nunique() + len(lifts.rejects) == 200
+    assert list(lifts.lift_table.columns) == list(touches)
+    assert (lifts.touches["lift_low"] <= lifts.touches["lift_high"]).all()
+    # Buyers gone quiet were never enrolled: no lifts are extrapolated to them.
+    assert lifts.rejects["reason"].str.contains("the trial has no buyer like this one").any()

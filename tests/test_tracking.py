@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
+from stageml.config import TouchConfig
 from stageml.data.validate import Export
 from stageml.errors import ModelError
 from stageml.models.train import TrainingResult
+from stageml.tracking.lifts import lift_section
+from stageml.tracking.report import render_report
 from stageml.tracking.runs import champion_version, log_training, promote, rollback
 
 pytestmark = pytest.mark.slow
@@ -58,6 +63,40 @@ def test_run_logs_params_metrics_plots_and_data(registry) -> None:
         "plots/importance_stage.png",
     ):
         assert expected in artifacts
+
+
+def test_the_report_and_run_hold_the_stage_touch_lift_table(registry) -> None:
+    uri, (first, _) = registry
+    section = first.report_html.split("<h2>Next touches: lift by stage and touch</h2>")[1]
+    section = section.split("<h2>")[0]
+    assert "model-based counterfactual. Caution:" in section
+    assert "<img alt='lift heat map' src='data:image/png;base64," in section
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    logged = json.loads(
+        Path(client.download_artifacts(first.run_id, "next_touch/lift_table.json")).read_text()
+    )
+    assert logged["method"] == "counterfactual"
+    assert logged["touches"] == list(TouchConfig().activities)
+    assert set(logged["stages"]) <= {"alerted", "engaged", "evaluating", "committed"}
+    lift = np.asarray(logged["lift"])
+    assert lift.shape == (len(logged["stages"]), 7) and np.abs(lift).max() > 0.001
+    # The report's table is the logged one, in points.
+    for stage, row in zip(logged["stages"], lift, strict=True):
+        cells = "".join(f"<td>{100 * v:+.1f}</td>" for v in row)
+        assert f"<tr><td>{stage}</td>{cells}</tr>" in section
+    assert "next_touch/lift_heatmap.png" in {
+        a.path for a in client.list_artifacts(first.run_id, "next_touch")
+    }
+    assert client.get_run(first.run_id).data.metrics["time.touch_lifts_s"] > 0
+
+
+def test_a_run_naming_no_touches_says_so(trained: TrainingResult, export: Export) -> None:
+    params = trained.model.params.model_copy(update={"touches": TouchConfig(activities=())})
+    result = dataclasses.replace(trained, model=dataclasses.replace(trained.model, params=params))
+    section = lift_section(result, export, trial=None)
+    assert section.table is None and section.heatmap is None
+    report = render_report(result, {}, touches=section)
+    assert "No lift table: touches.activities is empty" in report
 
 
 def test_champion_in_fresh_process_predicts_same_numbers(

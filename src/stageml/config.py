@@ -262,14 +262,21 @@ class TouchConfig(_Section):
     k: int = Field(default=3, ge=1)  # touches listed per buyer (--k overrides)
     # The T-learner (used when a randomised trial log is given): bootstrap refits per arm,
     # and the central coverage of the lift interval read from their spread.
-    bags: int = Field(default=8, ge=2)
+    bags: int = Field(default=32, ge=2)
     interval: float = Field(default=0.9, gt=0, lt=1)
+    # A buyer whose inflection likelihood lies outside this central share of the trial's
+    # gets no T-learner touches (rejected with the reason): nothing like it was tried.
+    support: float = Field(default=0.99, gt=0, le=1)
+    # A training run's report estimates the stage x touch lift table on at most this many
+    # buyers of the test period's last instant (a bounded cost; README, "Next touches").
+    report_buyers: int = Field(default=500, ge=1)
 
     @field_validator("activities")
     @classmethod
-    def _some_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value or len(set(value)) != len(value):
-            raise ValueError(f"touches must be unique activity names, at least one; got {value}")
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Empty is allowed: a company that names no touches trains and scores as before.
+        if len(set(value)) != len(value):
+            raise ValueError(f"touches must be unique activity names; got {value}")
         return tuple(value)
 
 

@@ -94,13 +94,19 @@ def train(
     params: Params, data: Path, snapshots_dir: Path, out: Path, *, tracking_uri: str
 ) -> TrainingResult:
     """Fit, log to MLflow, register; write model, metrics, plot data and the HTML report."""
+    from stageml.tactics.next_touch import export_trial
     from stageml.tracking.runs import log_training
 
     meta: TrainingData = _unpickle(snapshots_dir / "meta.pkl")
     meta.snapshots = read_table(snapshots_dir / "snapshots.parquet")
     result = fit(meta, params)
     export = load_export(data, stages=params.recorded_stages)
-    registered = log_training(result, export, tracking_uri=tracking_uri)
+    registered = log_training(
+        result,
+        export,
+        tracking_uri=tracking_uri,
+        trial=export_trial(data, params.touches.activities),
+    )
     out.mkdir(parents=True, exist_ok=True)
     _pickle(result.model, out / "model.pkl")
     write_json({k: v for k, v in result.metrics.items()}, out / "metrics.json")

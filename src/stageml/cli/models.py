@@ -40,6 +40,7 @@ def train_command(
     """Backtest, calibrate, log to MLflow and register the stage + inflection model."""
     from stageml.data.io import write_json
     from stageml.models.train import level_note, train
+    from stageml.tactics.next_touch import export_trial
     from stageml.tracking.runs import log_training, resolve_tracking_uri
     from stageml.tracking.tables import metrics_table
 
@@ -47,7 +48,13 @@ def train_command(
     export = load_checked(data, settings.recorded_stages, require_stage_history=True)
     result = train(export, settings, progress=lambda msg: err_console.print(f"[dim]{msg}[/]"))
     uri = resolve_tracking_uri(tracking_uri)
-    registered = log_training(result, export, tracking_uri=uri, experiment=experiment)
+    registered = log_training(
+        result,
+        export,
+        tracking_uri=uri,
+        experiment=experiment,
+        trial=export_trial(data, settings.touches.activities),
+    )
     console.print(metrics_table(result.metrics, settings.stages))
     rate = result.data_description["stage_change_coincidence_rate"]
     if rate > 0.5:

@@ -205,7 +205,7 @@ def next_touch_command(
     """Per buyer, the seller touches that most raise the chance of moving on, with lifts."""
     from stageml.data.io import atomic_path, write_table
     from stageml.scoring.local import normalise_as_of
-    from stageml.tactics.next_touch import next_touches, read_trial
+    from stageml.tactics.next_touch import COUNTERFACTUAL_CAUTION, next_touches, read_trial
     from stageml.tactics.plots import lift_heatmap
     from stageml.tracking.runs import log_next_touches, resolve_model, resolve_tracking_uri
 
@@ -238,12 +238,7 @@ def next_touch_command(
         highlight=False,
     )
     if result.method == "counterfactual":
-        err_console.print(
-            "[yellow]caution:[/] without a randomised trial (--trial) these lifts come from "
-            "the model's reading of past seller choices, not from an experiment (README, "
-            "'Next touches')",
-            highlight=False,
-        )
+        err_console.print(f"[yellow]caution:[/] {COUNTERFACTUAL_CAUTION}", highlight=False)
     _print_touches(result.touches, show)
 
 
@@ -253,11 +248,17 @@ def _print_touches(touches: Any, n: int) -> None:
 
     if n == 0 or touches.empty:
         return
-    best = touches[touches["rank"] == 1].nlargest(n, "lift")["buyer_id"]
+    # With intervals, the buyers a touch surely helps: ranked by the lower bound, so the
+    # noisiest estimates (the widest intervals) do not head the list.
+    by = "lift" if touches["lift_low"].isna().all() else "lift_low"
+    best = touches[touches["rank"] == 1].nlargest(n, by)["buyer_id"]
     order = {buyer: i for i, buyer in enumerate(best)}
     shown = touches[touches["buyer_id"].isin(order)]
     shown = shown.assign(_order=shown["buyer_id"].map(order)).sort_values(["_order", "rank"])
-    table = Table(title=f"next touches: the {len(best)} buyer(s) a touch helps most")
+    table = Table(
+        title=f"next touches: the {len(best)} buyer(s) a touch helps most"
+        + (" (by the interval's lower bound)" if by == "lift_low" else "")
+    )
     for column in ("buyer", "stage", "likelihood", "touch", "lift", "interval"):
         table.add_column(column)
     for _, row in shown.iterrows():

@@ -106,3 +106,32 @@ def true_qini(
         "auuc": float(curve.mean()),
         "qini": float(curve.mean() - random_total * FRACTIONS.mean()),
     }
+
+
+def interval_coverage(
+    bags: np.ndarray, stage: np.ndarray, true_lift: pd.DataFrame, *, interval: float
+) -> dict[str, float]:
+    """Share of true lifts inside the estimated central ``interval``, and its mean width.
+
+    ``bags`` holds each bootstrap refit's lift per row and touch (``TLearner.predict_bags``),
+    ``true_lift`` the true lifts (same rows, touches in the same order). Per stage x touch,
+    the interval of the stage's mean lift is read from the spread of the bags' stage means;
+    per buyer, from the spread of the bags' lifts for that row.
+    """
+    tail = (1 - interval) / 2
+    truth = true_lift.to_numpy()
+    low, high = np.quantile(bags, [tail, 1 - tail], axis=0)
+    covered, widths = [], []
+    for name in pd.unique(stage):
+        rows = np.asarray(stage == name)
+        means = bags[:, rows, :].mean(axis=1)
+        cell_low, cell_high = np.quantile(means, [tail, 1 - tail], axis=0)
+        true_mean = truth[rows].mean(axis=0)
+        covered.extend((cell_low <= true_mean) & (true_mean <= cell_high))
+        widths.extend(cell_high - cell_low)
+    return {
+        "stage_touch": float(np.mean(covered)),
+        "stage_touch_width": float(np.mean(widths)),
+        "buyer": float(((low <= truth) & (truth <= high)).mean()),
+        "buyer_width": float((high - low).mean()),
+    }

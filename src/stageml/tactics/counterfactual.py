@@ -22,6 +22,7 @@ def counterfactual_lift(
     points: pd.DataFrame,
     touches: tuple[str, ...],
     *,
+    stage_history: pd.DataFrame | None = None,
     threads: int | None = None,
 ) -> pd.DataFrame:
     """Per point: the inflection probability now and the lift of each candidate touch.
@@ -31,7 +32,8 @@ def counterfactual_lift(
     pandas.DataFrame
         The model's scores without a touch (``buyer_id``, ``as_of``, ``stage``, ``p_<stage>``,
         ``inflection_probability``, ...) and one ``lift_<touch>`` column per touch, one row
-        per row of ``points``, in its order.
+        per row of ``points``, in its order. ``stage_history`` is passed on to
+        :func:`~stageml.tactics.points.features_at_points`.
 
     """
     channels = touch_channels(interactions, touches)
@@ -42,6 +44,7 @@ def counterfactual_lift(
             interactions,
             buyers,
             points,
+            stage_history=stage_history,
             touch=touch,
             channel=channels.get(touch or "", "unknown"),
             threads=threads,

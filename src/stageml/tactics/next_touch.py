@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from stageml.config import TouchConfig
-from stageml.data.io import read_table
+from stageml.data.io import find_table, read_table
 from stageml.data.validate import Export
-from stageml.errors import ContractError
+from stageml.errors import ConfigError, ContractError
 from stageml.features.engine import KEYS
 from stageml.models.bundle import StageModel
 from stageml.models.labels import build_labels
@@ -28,6 +28,10 @@ from stageml.tactics.recommend import model_inputs, top_touches
 from stageml.tactics.uplift import CONTROL, TLearner
 
 TRIAL_COLUMNS = ("buyer_id", "assigned_at", "touch")
+COUNTERFACTUAL_CAUTION = (
+    "without a randomised trial these lifts come from the model's reading of past seller "
+    "choices, not from an experiment (README, 'Next touches')"
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,16 @@ def read_trial(path: str | Path, touches: tuple[str, ...]) -> pd.DataFrame:
     return out
 
 
+def export_trial(folder: str | Path, touches: tuple[str, ...]) -> pd.DataFrame | None:
+    """Read the export folder's trial log (``trial.parquet`` or ``.csv``), if it holds one.
+
+    None also when the params name no touches: without candidates a trial has nothing to
+    estimate.
+    """
+    path = find_table(folder, "trial")
+    return None if path is None or not touches else read_trial(path, touches)
+
+
 def next_touches(
     model: StageModel,
     export: Export,
@@ -96,7 +110,19 @@ def next_touches(
     seed: int = 0,
     threads: int | None = None,
 ) -> NextTouches:
-    """List the ``k`` best touches per buyer as of ``as_of`` (all buyers, or ``buyer_ids``)."""
+    """List the ``k`` best touches per buyer as of ``as_of`` (all buyers, or ``buyer_ids``).
+
+    Raises
+    ------
+    ConfigError
+        When the params name no touches (``touches.activities`` is empty).
+
+    """
+    if not config.activities:
+        raise ConfigError(
+            "touches.activities is empty: there is no touch to weigh. Fix: name the seller's "
+            "touches (outbound activities) under touches.activities in params.yaml"
+        )
     interactions = export.interactions
     ids = pd.Series(
         sorted(
@@ -112,37 +138,94 @@ def next_touches(
     points = pd.DataFrame({"buyer_id": ids[active].to_numpy(), "as_of": as_of})
     touches = config.activities
     if trial is None:
-        method, trial_rows = "counterfactual", 0
+        method, trial_rows, support = "counterfactual", 0, None
         scores = counterfactual_lift(
-            model, interactions, export.buyers, points, touches, threads=threads
+            model,
+            interactions,
+            export.buyers,
+            points,
+            touches,
+            stage_history=export.stage_history,
+            threads=threads,
         )
         lift, low, high = scores, None, None
     else:
         method = "t_learner"
-        learner, trial_rows = _fit_trial(model, export, as_of, trial, config, seed, threads)
+        learner, trial_rows, support = _fit_trial(
+            model, export, as_of, trial, config, seed, threads
+        )
         scores = model.predict_features(
-            features_at_points(model, interactions, export.buyers, points, threads=threads)
+            features_at_points(
+                model,
+                interactions,
+                export.buyers,
+                points,
+                stage_history=export.stage_history,
+                threads=threads,
+            )
         )
         lift, low, high = learner.predict_lift(model_inputs(scores, model.stages))
-    final = (scores["stage"] == model.stages[-1]).to_numpy()
+    # Why a scored buyer gets no touches (NA: listed).
+    reason = pd.Series(pd.NA, index=scores.index, dtype="string")
+    reason[scores["stage"] == model.stages[-1]] = (
+        f"predicted stage {model.stages[-1]}: no later stage to move to"
+    )
+    if support is not None:
+        lo, hi = support
+        outside = reason.isna() & ~scores["inflection_probability"].between(lo, hi)
+        reason[outside] = (
+            f"inflection likelihood outside {lo:.1%} .. {hi:.1%}, where the trial's buyers "
+            f"lie (touches.support {config.support:.0%}): the trial has no buyer like this one"
+        )
+    keep = reason.isna().to_numpy()
     keys = scores[[*KEYS, "stage", "inflection_probability"]]
-    listed = top_touches(keys[~final], lift[~final], _rows(low, ~final), _rows(high, ~final), k=k)
+    listed = top_touches(keys[keep], lift[keep], _rows(low, keep), _rows(high, keep), k=k)
     rejects = pd.concat(
         [
             pd.DataFrame(
                 {"buyer_id": ids[~active].to_numpy(), "reason": f"no interaction before {as_of}"}
             ),
-            pd.DataFrame(
-                {
-                    "buyer_id": scores.loc[final, "buyer_id"].to_numpy(),
-                    "reason": f"predicted stage {model.stages[-1]}: no later stage to move to",
-                }
-            ),
+            pd.DataFrame({"buyer_id": scores["buyer_id"][~keep], "reason": reason[~keep]}),
         ],
         ignore_index=True,
     )
-    table = stage_touch_table(lift[~final].assign(stage=scores.loc[~final, "stage"]), model.stages)
+    table = stage_touch_table(lift[keep].assign(stage=scores.loc[keep, "stage"]), model.stages)
+    # Touches in params order whichever estimate (a T-learner knows the trial's arms only).
+    table = table[[t for t in touches if t in table.columns]]
     return NextTouches(listed, rejects, table, method, trial_rows)
+
+
+def report_touches(
+    model: StageModel,
+    export: Export,
+    test_frame: pd.DataFrame,
+    *,
+    trial: pd.DataFrame | None,
+    seed: int,
+    threads: int | None = None,
+) -> tuple[pd.Timestamp, NextTouches]:
+    """Estimate the stage x touch lift table of a training run as next-touch does.
+
+    Read as of the test period's last instant, over a seeded sample of at most
+    ``touches.report_buyers`` of the buyers scored then, so its cost stays bounded
+    whatever the size of the export.
+    """
+    as_of = pd.Timestamp(test_frame["as_of"].max())
+    ids = test_frame.loc[test_frame["as_of"] == as_of, "buyer_id"].drop_duplicates()
+    config = model.params.touches
+    sample = ids.sample(min(config.report_buyers, len(ids)), random_state=seed)
+    result = next_touches(
+        model,
+        export,
+        as_of,
+        config,
+        k=1,
+        trial=trial,
+        buyer_ids=sorted(sample),
+        seed=seed,
+        threads=threads,
+    )
+    return as_of, result
 
 
 def _rows(frame: pd.DataFrame | None, mask: np.ndarray) -> pd.DataFrame | None:
@@ -157,8 +240,13 @@ def _fit_trial(
     config: TouchConfig,
     seed: int,
     threads: int | None,
-) -> tuple[TLearner, int]:
-    """Fit the T-learner on trial rows whose outcome was known by ``as_of`` (no leakage)."""
+) -> tuple[TLearner, int, tuple[float, float]]:
+    """Fit the T-learner on trial rows whose outcome was known by ``as_of`` (no leakage).
+
+    Also returns the trial's support: the central ``touches.support`` share of its rows'
+    inflection likelihoods. The outcome models are fitted there only; outside it (buyers gone
+    quiet, whom no trial enrols) their difference is an extrapolation, not an estimate.
+    """
     if export.stage_history is None:
         raise ContractError(
             file="stage_history",
@@ -172,10 +260,20 @@ def _fit_trial(
         stages=model.stages,
         config=model.params.labels,
         data_end=as_of,
+        exits=model.params.exits,
     )
     known = labels["inflection"].notna().to_numpy()
     rows, y = rows[known].reset_index(drop=True), labels["inflection"][known].astype(int)
-    features = features_at_points(model, export.interactions, export.buyers, rows, threads=threads)
+    features = features_at_points(
+        model,
+        export.interactions,
+        export.buyers,
+        rows,
+        stage_history=export.stage_history,
+        threads=threads,
+    )
     X = model_inputs(model.predict_features(features, threads=threads), model.stages)
     learner = TLearner(n_bags=config.bags, interval=config.interval, random_state=seed)
-    return learner.fit(X, rows["touch"], y.to_numpy()), len(rows)
+    tail = (1 - config.support) / 2
+    lo, hi = np.quantile(X["inflection_probability"], [tail, 1 - tail])
+    return learner.fit(X, rows["touch"], y.to_numpy()), len(rows), (float(lo), float(hi))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from stageml.data.validate import RECORDED_AT
 from stageml.features.engine import KEYS
 from stageml.models.bundle import StageModel
 
@@ -33,6 +34,7 @@ def features_at_points(
     buyers: pd.DataFrame | None,
     points: pd.DataFrame,
     *,
+    stage_history: pd.DataFrame | None = None,
     touch: str | None = None,
     channel: str = "unknown",
     threads: int | None = None,
@@ -47,6 +49,11 @@ def features_at_points(
         The validated export's tables.
     points
         ``buyer_id`` and ``as_of`` per row.
+    stage_history
+        The export's recorded stage changes; read only by a model with stage-history
+        features (which needs it). Each pseudo-buyer gets its buyer's changes shifted like
+        its interactions (``entered_at`` and ``recorded_at``), so what the CRM knew strictly
+        before the point is what the pseudo-buyer's features see.
     touch, channel
         If given, an outbound ``touch`` is appended to every point's history at
         ``as_of - 1 s``: it happens "now", so the features (which see interactions strictly
@@ -65,32 +72,37 @@ def features_at_points(
     as_of = pd.to_datetime(keys["as_of"]).astype("datetime64[us]")
     anchor = as_of.max().ceil("D") + pd.Timedelta(days=1)
     pseudo = pd.Series(np.char.add("p", np.arange(len(keys)).astype(str)), dtype="string")
-    history = interactions.merge(
-        pd.DataFrame({"buyer_id": keys["buyer_id"], "_pid": pseudo, "_t": as_of}),
-        on="buyer_id",
-    )
+    owners = pd.DataFrame({"buyer_id": keys["buyer_id"], "_pid": pseudo, "_t": as_of})
+    history = interactions.merge(owners, on="buyer_id")
     history = history[history["occurred_at"] < history["_t"]]
     if touch is not None:
-        added = pd.DataFrame(
-            {
-                "buyer_id": keys["buyer_id"],
-                "_pid": pseudo,
-                "_t": as_of,
-                "occurred_at": as_of - TOUCH_GAP,
-                "activity": touch,
-                "channel": channel,
-                "direction": "outbound",
-            }
+        added = owners.assign(
+            occurred_at=as_of - TOUCH_GAP, activity=touch, channel=channel, direction="outbound"
         )
         history = pd.concat([history, added[[c for c in added if c in history]]])
-    shift = anchor - history["_t"]
-    history = history.assign(buyer_id=history["_pid"], occurred_at=history["occurred_at"] + shift)
-    history = history.drop(columns=["_pid", "_t"]).sort_values(["buyer_id", "occurred_at"])
+    history = _shifted(history, ("occurred_at",), anchor).sort_values(["buyer_id", "occurred_at"])
     attrs = None
     if buyers is not None:
         attrs = keys[["buyer_id"]].assign(_pid=pseudo).merge(buyers, on="buyer_id", how="left")
         attrs = attrs.drop(columns="buyer_id").rename(columns={"_pid": "buyer_id"})
-    features = model.features(history.reset_index(drop=True), [anchor], attrs, threads=threads)
+    # Every change is kept: one logged at or after the point stays after the anchor, where
+    # the stage features' strictly-before rule leaves it out, as it does for the real buyer.
+    changes = None
+    if stage_history is not None and model.params.features.stage_history:
+        changes = _shifted(
+            stage_history.merge(owners, on="buyer_id"), ("entered_at", RECORDED_AT), anchor
+        )
+    features = model.features(
+        history.reset_index(drop=True), [anchor], attrs, stage_history=changes, threads=threads
+    )
     features = features.set_index("buyer_id").reindex(pseudo).reset_index(drop=True)
     original = pd.DataFrame({"buyer_id": keys["buyer_id"].to_numpy(), "as_of": as_of.to_numpy()})
     return pd.concat([original, features.drop(columns="as_of")], axis=1)
+
+
+def _shifted(rows: pd.DataFrame, stamps: tuple[str, ...], anchor: pd.Timestamp) -> pd.DataFrame:
+    """Rows of each point (``_pid``, ``_t``) as its pseudo-buyer's, moved by ``anchor - _t``."""
+    shift = anchor - rows["_t"]
+    moved = {c: rows[c] + shift for c in stamps if c in rows.columns}
+    out = rows.assign(buyer_id=rows["_pid"], **moved)
+    return out.drop(columns=["_pid", "_t"]).reset_index(drop=True)

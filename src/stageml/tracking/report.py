@@ -1,7 +1,8 @@
 """A self-contained HTML model report per training run (figures inlined as base64 PNG).
 
 One file a reviewer can open anywhere, attach to a ticket or archive: metrics beside
-baselines, calibration, confusion matrix, global explanations and the data description.
+baselines, calibration, confusion matrix, global explanations, the stage x touch lift table
+of the next touches and the data description.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import base64
 import html
 import io
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from matplotlib.figure import Figure
 
 from stageml.durations import format_duration
@@ -33,6 +36,18 @@ figure img{max-width:520px;border:1px solid #eee}
 figcaption{font-size:.8rem;color:#555;text-align:center}
 """
 _LOWER_IS_BETTER = {"log_loss", "ece", "brier"}
+
+
+@dataclass(frozen=True)
+class LiftSection:
+    """The report's next-touch section: how the lifts were read, their table and heat map.
+
+    Without a table, ``note`` says why there is none (no touches named, no usable trial).
+    """
+
+    note: str
+    table: pd.DataFrame | None = None
+    heatmap: Figure | None = None
 
 
 def figure_png(fig: Figure) -> str:
@@ -75,8 +90,33 @@ def _dict_html(payload: Mapping[str, Any]) -> str:
     return f"<table>{rows}</table>"
 
 
+def _lift_html(section: LiftSection) -> str:
+    parts = [f"<p>{html.escape(section.note)}</p>"]
+    if section.heatmap is not None:
+        parts.append(
+            f"<figure><img alt='lift heat map' src='data:image/png;base64,"
+            f"{figure_png(section.heatmap)}'><figcaption>lift_heatmap</figcaption></figure>"
+        )
+    if section.table is not None:
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in section.table.columns)
+        rows = "".join(
+            f"<tr><td>{html.escape(str(stage))}</td>"
+            + "".join(f"<td>{100 * v:+.1f}</td>" for v in values)
+            + "</tr>"
+            for stage, values in zip(section.table.index, section.table.to_numpy(), strict=True)
+        )
+        parts.append(
+            f"<table class='lift'><tr><th>stage (lift in points)</th>{head}</tr>{rows}</table>"
+        )
+    return "\n".join(parts)
+
+
 def render_report(
-    result: TrainingResult, figures: Mapping[str, Figure], *, title: str = "stageml model report"
+    result: TrainingResult,
+    figures: Mapping[str, Figure],
+    *,
+    touches: LiftSection,
+    title: str = "stageml model report",
 ) -> str:
     """Render the HTML document: every figure in ``figures`` inlined, in the given order."""
     model = result.model
@@ -121,6 +161,8 @@ period, which is later in time than training and calibration.</p>
 {_metrics_html(result.metrics)}
 <h2>Calibration, confusion and explanations</h2>
 {images}
+<h2>Next touches: lift by stage and touch</h2>
+{_lift_html(touches)}
 <h2>Data</h2>
 {_dict_html(result.data_description)}
 <h2>Settings</h2>

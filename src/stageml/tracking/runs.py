@@ -37,6 +37,7 @@ from stageml.models.compiled import CompileError, compile_estimator
 from stageml.models.estimators import free_threads
 from stageml.models.metrics import inflection_metrics, stage_metrics
 from stageml.models.train import TrainingResult
+from stageml.tracking.lifts import lift_section, log_lift_table
 from stageml.tracking.plots import calibration_curves, reliability_figure, training_figures
 from stageml.tracking.report import render_report
 
@@ -182,8 +183,14 @@ def log_training(
     tracking_uri: str,
     experiment: str = "stageml",
     extra_artifacts: dict[str, Path] | None = None,
+    trial: pd.DataFrame | None = None,
 ) -> RegisteredRun:
-    """Log params, metrics, data description, plots and the pyfunc; register and alias."""
+    """Log params, metrics, data description, plots and the pyfunc; register and alias.
+
+    The report and the run also hold the stage x touch lift table, estimated as next-touch
+    does: by a T-learner on ``trial`` (the export's randomised trial log) when given, else
+    by the model-based counterfactual.
+    """
     model = result.model
     name = model.params.registry.name
     with _tracking(tracking_uri) as client:
@@ -206,7 +213,7 @@ def log_training(
             figures = run_figures(result, export)
             for stem, fig in figures.items():
                 mlflow.log_figure(fig, f"plots/{stem}.png")
-            report = render_report(result, figures)
+            report = render_report(result, figures, touches=lift_section(result, export, trial))
             mlflow.log_text(report, "report.html")
             for artifact_path, file in (extra_artifacts or {}).items():
                 mlflow.log_artifact(str(file), artifact_path)
@@ -434,13 +441,5 @@ def log_next_touches(
         mlflow.set_experiment(experiment)
         with mlflow.start_run() as run:
             mlflow.log_params({"method": method, "as_of": str(as_of)})
-            mlflow.log_figure(figure, "next_touch/lift_heatmap.png")
-            mlflow.log_dict(
-                {
-                    "stages": list(table.index),
-                    "touches": list(table.columns),
-                    "lift": table.to_numpy().tolist(),
-                },
-                "next_touch/lift_table.json",
-            )
+            log_lift_table(table, figure, method)
     return str(run.info.run_id)
