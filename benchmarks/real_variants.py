@@ -56,7 +56,7 @@ from stageml.data.importers import import_export  # noqa: E402
 from stageml.data.second_world import STAGES, simulate_second_world  # noqa: E402
 from stageml.data.simulate import simulate, write_export  # noqa: E402
 from stageml.data.validate import load_export  # noqa: E402
-from stageml.models import estimators, train  # noqa: E402
+from stageml.models import choices, estimators, train  # noqa: E402
 from stageml.models.metrics import inflection_metrics  # noqa: E402
 
 CACHE = HERE / ".cache" / "real_variants"
@@ -182,15 +182,15 @@ NOVELTY = ["days_since_new_activity", "n_since_new_activity"]
 STAGE = ["stage_so_far", "days_in_stage", "n_since_stage"]
 DROPS: dict[str, Callable[[str], bool]] = {
     "counts_only": lambda c: not c.startswith("act_"),
-    "drop_durations": lambda c: c.startswith(train.ELAPSED_PREFIXES),
+    "drop_durations": lambda c: c.startswith(choices.ELAPSED_PREFIXES),
     "drop_tenure": lambda c: c in ("days_since_first", "gap_mean_days"),
     "drop_durations_all": lambda c: (
-        c.startswith(train.ELAPSED_PREFIXES)
+        c.startswith(choices.ELAPSED_PREFIXES)
         or (c.endswith("_all") and not c.startswith("distinct_"))
     ),
     "drop_attributes": lambda c: c.startswith("buyer_"),
     "drop_durations_attributes": lambda c: (
-        c.startswith(train.ELAPSED_PREFIXES) or c.startswith("buyer_")
+        c.startswith(choices.ELAPSED_PREFIXES) or c.startswith("buyer_")
     ),
 }
 
@@ -371,7 +371,7 @@ def with_features(
     events["seq"] = events.groupby("buyer_id").cumcount() + 1
     if name == "cap_durations":
         cap = max(params.features.windows) / pd.Timedelta(days=1)
-        for column in [c for c in snaps.columns if c.startswith(train.ELAPSED_PREFIXES)]:
+        for column in [c for c in snaps.columns if c.startswith(choices.ELAPSED_PREFIXES)]:
             snaps[column] = snaps[column].clip(upper=cap)
     elif name == "novelty":
         # The buyer's latest first-of-its-kind activity strictly before t.

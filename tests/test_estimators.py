@@ -12,7 +12,8 @@ from sklearn.metrics import roc_auc_score
 
 from stageml.errors import ModelError
 from stageml.explain.contributions import contributions
-from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic, one_standard_error
+from stageml.models.choices import one_standard_error
+from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
 
 
 def _scores(n: int = 600, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:

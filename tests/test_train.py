@@ -18,11 +18,11 @@ from stageml.explain.contributions import contributions
 from stageml.explain.reasons import reason_table
 from stageml.models.baselines import count_gbm_baseline
 from stageml.models.bundle import at_final_stage
+from stageml.models.choices import elapsed_columns
 from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
 from stageml.models.metrics import paired_bootstrap
 from stageml.models.train import (
     TrainingResult,
-    elapsed_columns,
     level_note,
     time_split,
     train,

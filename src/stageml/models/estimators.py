@@ -25,9 +25,12 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from stageml.durations import format_duration
 from stageml.errors import ModelError
+from stageml.models.choices import half_life_name, one_standard_error
 from stageml.models.compiled import compiled_margin
+
+# Re-exported: bundles pickled before the move name it here.
+from stageml.models.isotonic import CenteredIsotonic
 
 Calibration = Literal["isotonic", "centered_isotonic", "sigmoid", "none"]
 # Trees per pass over the rows in prediction (see CalibratedLGBM._booster_margin).
@@ -250,7 +253,7 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 proba = self.predict_proba_raw(X_valid)[np.arange(len(y_valid)), y_valid]
                 losses.append(-np.log(np.clip(proba, 1e-15, 1.0)))
         self.recency_scores_ = {
-            _half_life_name(f[0]): float(loss.mean()) for f, loss in zip(fits, losses, strict=False)
+            half_life_name(f[0]): float(loss.mean()) for f, loss in zip(fits, losses, strict=False)
         }
         self.recency_half_life_, self.booster_, self.linear_ = fits[
             one_standard_error(losses, groups_valid) if losses else 0
@@ -480,38 +483,6 @@ class LinearBase:
         return values, float(self.intercept_ + self.coef_ @ self.mean_z_)
 
 
-class CenteredIsotonic:
-    """Centered isotonic regression (Oron & Flournoy 2017, Stat. Biopharm. Res. 9:258).
-
-    Isotonic regression pools adjacent scores into flat steps; on a small validation period
-    those steps tie buyers the booster ranked apart, which costs ROC-AUC and says nothing
-    about the buyers. Here each step is replaced by one point at its mean score and the
-    points are joined linearly (flat beyond the outermost ones), so the map is strictly
-    increasing between them and keeps the booster's ranking, with isotonic's values.
-    """
-
-    def __init__(self, *, bound: float = 0.0) -> None:
-        self.bound = bound
-
-    def fit(self, scores: np.ndarray, target: np.ndarray) -> CenteredIsotonic:
-        """Fit isotonic regression, then keep one (mean score, value) point per step."""
-        scores = np.asarray(scores, dtype=float)
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=self.bound, y_max=1 - self.bound)
-        fitted = iso.fit(scores, target).predict(scores)
-        order = np.argsort(scores, kind="stable")
-        x, v = scores[order], fitted[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(v) != 0) + 1]
-        sums = np.add.reduceat(x, starts)
-        counts = np.diff(np.r_[starts, len(x)])
-        self.x_ = sums / counts
-        self.y_ = v[starts]
-        return self
-
-    def predict(self, scores: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities for raw scores."""
-        return np.asarray(np.interp(np.asarray(scores, dtype=float), self.x_, self.y_))
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-6, 1 - 1e-6)
     return np.asarray(np.log(q / (1 - q)))
@@ -521,44 +492,3 @@ def _apply(model: Any, scores: np.ndarray) -> np.ndarray:
     if isinstance(model, IsotonicRegression | CenteredIsotonic):
         return np.asarray(model.predict(scores))
     return np.asarray(model.predict_proba(_logit(scores)[:, None])[:, 1])
-
-
-def one_standard_error(losses: list[np.ndarray], groups: np.ndarray | None = None) -> int:
-    """Index of the first (simplest) candidate within one standard error of the best.
-
-    ``losses`` are per-row validation losses of candidates ordered simplest first. A more
-    complex candidate is kept only when its gain exceeds the noise of the validation rows
-    (the standard error of the mean loss difference, clustered by ``groups`` when given),
-    so a stationary export keeps the simple choice instead of one that wins by chance.
-    """
-    means = [float(loss.mean()) for loss in losses]
-    best = int(np.argmin(means))
-    for i, loss in enumerate(losses[:best]):
-        diff = loss - losses[best]
-        if diff.mean() <= _standard_error(diff, groups):
-            return i
-    return best
-
-
-def _standard_error(values: np.ndarray, groups: np.ndarray | None) -> float:
-    """Return the standard error of the mean of ``values`` (cluster-robust over ``groups``)."""
-    n = len(values)
-    if groups is None:
-        return float(values.std(ddof=1) / np.sqrt(n))
-    _, index = np.unique(groups, return_inverse=True)
-    sums = np.bincount(index, weights=values - values.mean())
-    g = len(sums)
-    return float(np.sqrt(g / max(g - 1, 1) * np.sum(sums**2)) / n)
-
-
-def recency_choice(model: CalibratedLGBM) -> str:
-    """Describe the recency half-life a fit kept and each candidate's validation log-loss."""
-    chosen = _half_life_name(model.recency_half_life_)
-    scores = getattr(model, "recency_scores_", {})
-    if len(scores) < 2:
-        return chosen
-    return chosen + " (" + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()) + ")"
-
-
-def _half_life_name(half_life: pd.Timedelta | None) -> str:
-    return "none" if half_life is None else format_duration(pd.Timedelta(half_life))

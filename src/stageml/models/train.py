@@ -22,7 +22,7 @@ from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.features.drift import fit_reference
 from stageml.features.engine import KEYS, feature_columns
-from stageml.features.stage_history import STAGE_COLUMNS, stage_columns
+from stageml.features.stage_history import stage_columns
 from stageml.features.vocabulary import Vocabulary, fit_vocabulary
 from stageml.models.baselines import (
     LastActivityRule,
@@ -32,6 +32,7 @@ from stageml.models.baselines import (
     logistic_baseline,
 )
 from stageml.models.bundle import StageModel, at_final_stage, in_exit
+from stageml.models.choices import behaviour_only, elapsed_columns, linear_columns, recency
 from stageml.models.estimators import CalibratedLGBM, Calibration
 from stageml.models.hazard import fit_hazard, horizon_metrics
 from stageml.models.metrics import (
@@ -134,41 +135,8 @@ def _booster(
     )
 
 
-def behaviour_only(columns: list[str]) -> tuple[str, ...]:
-    """Columns the stage model ignores: the recorded stage, which it must infer, not echo."""
-    return tuple(c for c in columns if c in STAGE_COLUMNS)
-
-
-def recency(
-    value: float | None | list[float | None], horizon: pd.Timedelta
-) -> pd.Timedelta | None | tuple[pd.Timedelta | None, ...]:
-    """Half-life(s) in horizons as durations: a list becomes the candidates of one run."""
-    if isinstance(value, list):
-        return tuple(None if v is None else v * horizon for v in value)
-    return None if value is None else value * horizon
-
-
 # The binary questions asked of buyers who can still advance: move on, or leave.
 BINARY_TASKS = ("inflection", "exit")
-
-
-def linear_columns(rule: str, columns: list[str]) -> tuple[str, ...] | None:
-    """Return the columns a linear base margin uses under ``inflection_fit.linear_base``."""
-    if rule == "none":
-        return None
-    if rule == "activity_counts":
-        return tuple(c for c in columns if c.startswith("act_"))
-    raise StageMLError(f"unknown linear_base {rule!r}")
-
-
-# Name prefixes of the time-elapsed features: days since an activity, gaps between them,
-# days in the recorded stage (time since the last recorded move).
-ELAPSED_PREFIXES = ("days_since_", "gap_", "recorded_days_in_stage")
-
-
-def elapsed_columns(columns: list[str]) -> tuple[str, ...]:
-    """Return the time-elapsed features (cooling's decreasing constraints)."""
-    return tuple(c for c in columns if c.startswith(ELAPSED_PREFIXES))
 
 
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from stageml.durations import format_duration
-from stageml.models.estimators import recency_choice
+from stageml.models.choices import recency_choice
 from stageml.models.train import TrainingResult
 from stageml.tracking.tables import CANDIDATES, HEADERS, ROWS, UNRANKED, metric_key
 
