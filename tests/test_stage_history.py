@@ -15,7 +15,7 @@ from stageml.features.stage_history import (
     STAGE_COLUMNS,
     add_stage_features,
     build_stage_features,
-    describe_stage_feature,
+    describe_stage_family,
 )
 from stageml.models.labels import build_labels
 
@@ -89,8 +89,27 @@ def test_texts_and_a_model_that_needs_the_table() -> None:
     params = Params(exits=EXITS).model_copy(
         update={"features": Params().features.model_copy(update={"stage_history": True})}
     )
-    assert describe_stage_feature("recorded_stage", 2.0, params) == "recorded stage: evaluating"
-    assert "lost or disqualified" in describe_stage_feature("recorded_exit", 1.0, params)
+    history = {
+        "recorded_stage": 2.0,
+        "recorded_exit": 0.0,
+        "recorded_days_in_stage": 6.0,
+        "recorded_days_in_previous": 9.0,
+        "recorded_moves": 3.0,
+        "recorded_regressions": 0.0,
+    }
+    assert describe_stage_family(history, params) == (
+        "recorded evaluating for 6 days (9 days in the stage before; 3 recorded moves, none back)"
+    )
+    gone = history | {"recorded_exit": 1.0, "recorded_days_in_stage": 12.0}
+    assert describe_stage_family(gone, params) == "recorded as lost or disqualified for 12 days"
+    first = {"recorded_stage": 0.0, "recorded_days_in_stage": 2.0, "recorded_moves": 0.0}
+    assert (
+        describe_stage_family(first, params)
+        == "recorded alerted for 2 days (0 recorded moves, none back)"
+    )
+    assert describe_stage_family({"recorded_stage": np.nan}, params) == (
+        "no stage recorded in the CRM yet"
+    )
     frame = pd.DataFrame({"buyer_id": ["a"], "as_of": [T("2024-02-01")]})
     with pytest.raises(ContractError, match="no stage_history table.*features.stage_history"):
         add_stage_features(frame, None, params)

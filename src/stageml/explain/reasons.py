@@ -27,7 +27,7 @@ from stageml.explain.contributions import (
 )
 from stageml.features.engine import KEYS
 from stageml.features.families import family_describer, feature_families
-from stageml.features.stage_history import STAGE_COLUMNS, describe_stage_feature
+from stageml.features.stage_history import STAGE_COLUMNS, describe_stage_family
 from stageml.models.bundle import StageModel
 from stageml.models.estimators import CalibratedLGBM
 
@@ -191,7 +191,7 @@ def reason_table(
 
     def describe_one(family: str, values: dict[str, Any]) -> str:
         if family == "recorded_stage":
-            return "; ".join(describe_stage_feature(c, v, model.params) for c, v in values.items())
+            return describe_stage_family(values, model.params)
         return describe_family(family, values)
 
     cache: dict[tuple[str, Any], str] = {}

@@ -21,7 +21,8 @@ known change):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -166,18 +167,21 @@ def add_stage_features(
     return pd.concat([features, extra], axis=1)
 
 
-def describe_stage_feature(feature: str, value: float, params: Params) -> str:
-    """Reason-code text for one stage-history feature and one buyer's value."""
-    if pd.isna(value):
+def describe_stage_family(values: Mapping[str, Any], params: Params) -> str:
+    """Reason-code text for a buyer's recorded stage history: one sentence, its own numbers."""
+    stage = values.get("recorded_stage", np.nan)
+    if pd.isna(stage):
         return "no stage recorded in the CRM yet"
-    if feature == "recorded_stage":
-        return f"recorded stage: {params.stages[int(value)]}"
-    if feature == "recorded_exit":
-        return "recorded as lost or disqualified" if value else "not recorded as an exit"
-    texts = {
-        "recorded_days_in_stage": "{:.0f} days since the last recorded stage change",
-        "recorded_days_in_previous": "{:.0f} days spent in the previous recorded stage",
-        "recorded_moves": "{:.0f} recorded stage changes",
-        "recorded_regressions": "{:.0f} recorded moves back to an earlier stage",
-    }
-    return texts[feature].format(value)
+    days = values.get("recorded_days_in_stage", np.nan)
+    since = "" if pd.isna(days) else f" for {days:.0f} days"
+    if values.get("recorded_exit", 0) == 1:
+        return f"recorded as {' or '.join(params.exits)}{since}"
+    text = f"recorded {params.stages[int(stage)]}{since}"
+    before = values.get("recorded_days_in_previous", np.nan)
+    moves = values.get("recorded_moves", np.nan)
+    back = values.get("recorded_regressions", np.nan)
+    details = [] if pd.isna(before) else [f"{before:.0f} days in the stage before"]
+    if not pd.isna(moves):
+        regressions = "none back" if pd.isna(back) or back == 0 else f"{back:.0f} back"
+        details.append(f"{moves:.0f} recorded moves, {regressions}")
+    return f"{text} ({'; '.join(details)})" if details else text
