@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     simulate_to_folder(args.buyers, seed=7, out=CACHE, stages=params.stages, exits=params.exits)
     export = load_export(CACHE, stages=params.recorded_stages)
     model = train(export, params).model
-    features = model.features(export.interactions, [args.as_of], export.buyers)
+    features = model.features(
+        export.interactions, [args.as_of], export.buyers, stage_history=export.stage_history
+    )
     scores = model.predict_features(features)
     top = scores.sort_values(
         ["inflection_probability", "inflection_score"], ascending=False, kind="stable"

@@ -114,12 +114,24 @@ def _scored_trial(
     t0 = time.perf_counter()
     # Counterfactual lifts are judged on the held-out half only; the fitting half needs
     # only the scores the T-learner takes as inputs.
+    history_table = export.stage_history
     cf = counterfactual_lift(
-        model, export.interactions, export.buyers, truth[held], TOUCHES, threads=1
+        model,
+        export.interactions,
+        export.buyers,
+        truth[held],
+        TOUCHES,
+        stage_history=history_table,
+        threads=1,
     )
     clock["counterfactual_s"] = time.perf_counter() - t0
     fit_rows = features_at_points(
-        model, export.interactions, export.buyers, truth[~held], threads=1
+        model,
+        export.interactions,
+        export.buyers,
+        truth[~held],
+        stage_history=history_table,
+        threads=1,
     )
     fit_scores = model.predict_features(fit_rows, threads=1).set_index(truth.index[~held])
     cf = pd.concat([cf.set_index(truth.index[held]), fit_scores]).sort_index()
