@@ -382,7 +382,7 @@ def refit_baselines(export: Export, params: Params, result: TrainingResult) -> d
         LastActivityRule(n_classes=n) if "last_activity_1" in X else MajorityBaseline(n_classes=n)
     )
     start = time.perf_counter()
-    logistic = fit_quietly(logistic_baseline(X, random_state=params.seed), X, y)
+    logistic = fit_quietly(logistic_baseline(X, n_classes=n, random_state=params.seed), X, y)
     fit_s = time.perf_counter() - start
     solver = logistic[-1]
     proba = {
