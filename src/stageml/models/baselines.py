@@ -118,8 +118,8 @@ class MedianImputer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Missing values replaced by the column's training median; 0 for an all-missing column.
 
     What ``SimpleImputer(strategy="median", keep_empty_features=True)`` computes, with
-    ``np.nanmedian`` instead of masked arrays: 20x faster on a 400,000-row snapshot table,
-    where the masked sort took a quarter of the baseline's fitting time.
+    ``np.nanmedian`` instead of masked arrays: 15-30x faster on a 200,000-row snapshot table,
+    where the masked sort took 26 s of the logistic baselines' 183 s in a profiled fit.
     """
 
     def fit(self, X: Any, y: Any = None) -> MedianImputer:
@@ -175,4 +175,7 @@ def _as_text(frame: Any) -> np.ndarray:
 
 
 def _signed_log1p(values: np.ndarray) -> np.ndarray:
-    return np.asarray(np.sign(values) * np.log1p(np.abs(values)))
+    # sign(v) * log1p(|v|), in place: np.sign over a 200,000 x 169 table took ~5 s, 10x this.
+    out = np.abs(np.asarray(values, dtype=float))
+    np.log1p(out, out=out)
+    return np.asarray(np.copysign(out, values, out=out))
