@@ -2,7 +2,8 @@
 
 The snapshots (features and labels) are built once and pickled; each fit then runs in a
 fresh child process with ``PYTHONPATH`` pointing at either this tree's ``src`` or the
-reference commit's (exported with ``git archive`` under ``benchmarks/.cache/``), the two
+reference commit's (exported with ``git archive`` under ``benchmarks/.cache/``), with that
+code's default params (changed defaults are part of what is compared), the two
 alternating ``--repeat`` times. Fit seconds are ``train.fit``'s own ``fit_s`` (all models,
 baselines, calibration, refits and backtest predictions); CPU seconds are the child's
 user + system time, steadier than wall time on a shared machine. The headline metrics
@@ -140,9 +141,14 @@ def child(data_path: Path) -> None:
     from threadpoolctl import threadpool_limits
 
     import stageml
+    from stageml.config import Params
     from stageml.models.train import fit
 
-    data, params = pickle.loads(data_path.read_bytes())  # noqa: S301 - our own cache
+    data, delay = pickle.loads(data_path.read_bytes())  # noqa: S301 - our own cache
+    params = Params()
+    params = params.model_copy(
+        update={"labels": params.labels.model_copy(update={"label_delay": delay})}
+    )
     clock = time.perf_counter()
     # As benchmarks/train.py runs train(): one BLAS thread (see its --blas-threads).
     with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
@@ -164,8 +170,9 @@ def pickled_data(export: Any, params: Any, name: str) -> Path:
 
     path = CACHE / f"fit-data-{name}.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The params travel with the snapshots: both sides fit with the ones they were built with.
-    path.write_bytes(pickle.dumps((prepare_training(export, params), params)))
+    # Each side fits with its own default params (the settings are part of what is compared),
+    # with the label delay the snapshots were built with.
+    path.write_bytes(pickle.dumps((prepare_training(export, params), params.labels.label_delay)))
     return path
 
 
