@@ -46,7 +46,12 @@ def emit_result(payload: dict[str, Any]) -> None:
 
 
 def run_child(
-    script: str | Path, args: Sequence[str], *, timeout: float, max_rss_mb: float | None = None
+    script: str | Path,
+    args: Sequence[str],
+    *,
+    timeout: float,
+    max_rss_mb: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``python script *args`` in a fresh process and return the result it emitted.
 
@@ -54,9 +59,10 @@ def run_child(
     ``polled_peak_rss_mb``) and kills the child above ``max_rss_mb``, so that on a shared
     machine the kernel's OOM killer never has to pick a victim. A child that crashes, times
     out or is stopped yields ``{"error": ...}``, so one failing engine is reported in the
-    table instead of stopping the run.
+    table instead of stopping the run. ``env`` adds to (or overrides) the child's
+    environment, e.g. ``PYTHONPATH`` to run another version of stageml.
     """
-    env = {**os.environ, **CHILD_ENV}
+    env = {**os.environ, **CHILD_ENV, **(env or {})}
     command = [sys.executable, str(script), *args]
     polled = 0.0
     cpu_before = _children_cpu_s()

@@ -318,9 +318,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def compared(kind: str, n: int, reasons: int = 0) -> list[dict[str, Any]]:
         """Each prediction path ``--repeat`` times, alternating; the median run of each."""
-        runs: dict[str, list[dict[str, Any]]] = {p: [] for p in args.paths}
+        paths = (args.reasons_paths or args.paths) if reasons else args.paths
+        runs: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
         for _ in range(args.repeat):
-            for path in args.paths:
+            for path in paths:
                 runs[path].append(measure(kind, n, reasons, path))
         return [_median_run(found) for found in runs.values()]
 
@@ -519,6 +520,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["lightgbm", "compiled"],
         default=["lightgbm", "compiled"],
         help="prediction paths: LightGBM's (the code before compilation) and compiled trees",
+    )
+    parser.add_argument(
+        "--reasons-paths",
+        nargs="+",
+        choices=["lightgbm", "compiled"],
+        help="prediction paths of the reason-code runs (default: --paths); each 1M run is long",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per path (median)")
     parser.add_argument("--skip-spark", action="store_true")

@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import fit_speed  # noqa: E402
 from _common import markdown_table  # noqa: E402
 
 from stageml.config import Params  # noqa: E402
@@ -131,12 +132,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="BLAS threads for the baselines (0: the library default)",
     )
     parser.add_argument("--skip-determinism", action="store_true")
+    parser.add_argument(
+        "--fit-against",
+        default=fit_speed.REFERENCE,
+        help="reference commit whose fitting time and metrics are compared ('' to skip)",
+    )
+    parser.add_argument("--fit-repeat", type=int, default=3, help="fits per side (median)")
     args = parser.parse_args(argv)
     delays = [parse_duration(d, allow_zero=True) for d in args.delays.split(",") if d.strip()]
     args.label_delay = parse_duration(args.label_delay, allow_zero=True)
     if args.quick:
         args.buyers = QUICK_BUYERS
         delays = delays[:1]
+        args.fit_repeat = 1
     args.delays = [d for d in dict.fromkeys(delays) if d != args.label_delay]
     return args
 
@@ -185,7 +193,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         determinism = compare_runs(main_run, again) | {"second_train_s": seconds}
         breakdown = time_breakdown(profile)
 
+    fit_speed_summary = None
+    if args.fit_against:
+        print(f"\n## Fitting: {args.fit_against} against this tree, same snapshots")
+        data = fit_speed.pickled_data(export, params, f"{args.buyers}-seed{args.seed}")
+        fit_speed_summary = fit_speed.compare(
+            data, args.fit_against, repeat=args.fit_repeat, timeout=3600
+        )
+
     report = {
+        "fit_speed": fit_speed_summary,
         "config": {
             "buyers": args.buyers,
             "seed": args.seed,
@@ -382,7 +399,7 @@ def refit_baselines(export: Export, params: Params, result: TrainingResult) -> d
         LastActivityRule(n_classes=n) if "last_activity_1" in X else MajorityBaseline(n_classes=n)
     )
     start = time.perf_counter()
-    logistic = fit_quietly(logistic_baseline(X, random_state=params.seed), X, y)
+    logistic = fit_quietly(logistic_baseline(X, n_classes=n, random_state=params.seed), X, y)
     fit_s = time.perf_counter() - start
     solver = logistic[-1]
     proba = {
@@ -528,6 +545,9 @@ def print_report(report: dict[str, Any], stages: tuple[str, ...]) -> None:
                 ["callee", "seconds"], [[k, v] for k, v in report["train_breakdown_s"].items()]
             )
         )
+
+    if report["fit_speed"]:
+        print("\n" + fit_speed.table(report["fit_speed"]))
 
     test_rows = int(metrics["inflection.rows"])
     print("\n## Stage model (test period, recorded labels)\n")

@@ -135,14 +135,24 @@ def test_linear_base_survives_pickling_and_needs_a_binary_model() -> None:
 
 @pytest.mark.parametrize("n_classes", [2, 4])
 def test_blocked_prediction_equals_lightgbm_in_one_pass(n_classes: int) -> None:
-    # More rounds than one block of trees holds, so the margin is a sum over blocks.
+    # More rounds than one block of trees holds, so the margin is a sum over blocks; a
+    # categorical column (its codes are computed once per prediction, not by LightGBM)
+    # meets missing values and a level unseen in training.
     X, y = _counts_frame(1500, 7)
+    levels = np.random.default_rng(9).choice(["a", "b", "c"], len(X))
+    X["channel"] = pd.Categorical(np.where(y == 1, "a", levels))
     y = np.minimum(y + (X["act_a_all"].to_numpy() > 3), n_classes - 1) if n_classes > 2 else y
     model = CalibratedLGBM(
-        n_classes=n_classes, n_estimators=250, early_stopping_rounds=1000, n_jobs=1
+        n_classes=n_classes,
+        n_estimators=250,
+        early_stopping_rounds=1000,
+        n_jobs=1,
+        min_data_per_group=10,
     ).fit(X, y, X_valid=X, y_valid=y)
     assert model.best_iteration_ * model.booster_.num_model_per_iteration() > 200
     rows = _counts_frame(300, 8)[0]
+    rows["channel"] = pd.Categorical(np.resize(["c", "new", None, "a", "b"], len(rows)))
+    rows.loc[::7, "act_a_all"] = np.nan
     lightgbm = model.booster_.predict(rows, num_iteration=model.best_iteration_)
     if n_classes == 2:
         lightgbm = np.column_stack([1 - lightgbm, lightgbm])

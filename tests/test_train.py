@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
@@ -16,7 +17,12 @@ from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.explain.contributions import contributions
 from stageml.explain.reasons import reason_table
-from stageml.models.baselines import count_gbm_baseline
+from stageml.models.baselines import (
+    MedianImputer,
+    _signed_log1p,
+    count_gbm_baseline,
+    logistic_baseline,
+)
 from stageml.models.bundle import at_final_stage
 from stageml.models.choices import elapsed_columns
 from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
@@ -158,6 +164,25 @@ def test_final_stage_rules() -> None:
     np.testing.assert_allclose(at_final_stage(p, stage_p, "zero"), [0.2, 0.0, 0.6])
     np.testing.assert_allclose(at_final_stage(p, stage_p, "soft"), [0.14, 0.16, 0.6])
     np.testing.assert_allclose(at_final_stage(p, stage_p, "none"), p)
+
+
+def test_baseline_preprocessing_is_exact_and_baselines_pick_their_solver() -> None:
+    rng = np.random.default_rng(3)
+    train_rows = rng.normal(size=(501, 4))
+    train_rows[rng.uniform(size=train_rows.shape) < 0.3] = np.nan
+    train_rows[:, 3] = np.nan  # all missing: imputed 0, as keep_empty_features does
+    rows = rng.normal(size=(50, 4))
+    rows[::3] = np.nan
+    ours = MedianImputer().fit(train_rows).transform(rows)
+    theirs = SimpleImputer(strategy="median", keep_empty_features=True).fit(train_rows)
+    np.testing.assert_array_equal(ours, theirs.transform(rows))
+    values = rng.normal(size=(40, 3)) * 5
+    np.testing.assert_array_equal(_signed_log1p(values), np.sign(values) * np.log1p(np.abs(values)))
+    X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.poisson(2, 300).astype(float)})
+    y = (X["a"] + rng.normal(size=300) > 0).astype(int).to_numpy()
+    binary = logistic_baseline(X, n_classes=2).fit(X, y)[-1]
+    assert binary.solver == "newton-cholesky" and binary.n_iter_[0] < 20  # converged
+    assert logistic_baseline(X, n_classes=3)[-1].solver == "lbfgs"
 
 
 def test_count_gbm_baseline_in_every_run_on_the_models_rows(trained: TrainingResult) -> None:

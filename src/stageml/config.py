@@ -117,8 +117,10 @@ class BoosterConfig(_Section):
 
     num_leaves: int = Field(default=15, ge=2)
     max_depth: int = Field(default=6, ge=-1)
-    learning_rate: float = Field(default=0.05, gt=0)
-    n_estimators: int = Field(default=400, ge=1)
+    # 0.1 x 200 rounds learns as far as 0.05 x 400 did at half the trees: fitting, prediction
+    # and reason codes cost half, metrics within 0.002 (README, "Fitting speed").
+    learning_rate: float = Field(default=0.1, gt=0)
+    n_estimators: int = Field(default=200, ge=1)
     min_child_samples: int = Field(default=40, ge=1)
     feature_fraction: float = Field(default=0.8, gt=0, le=1)
     bagging_fraction: float = Field(default=0.8, gt=0, le=1)

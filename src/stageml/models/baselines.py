@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from stageml.models.estimators import free_threads
@@ -78,8 +78,12 @@ class LastActivityRule(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(found)
 
 
-def logistic_baseline(X: pd.DataFrame, *, random_state: int = 0) -> Pipeline:
-    """Logistic regression on the same features: scaled log-counts, one-hot categoricals."""
+def logistic_baseline(X: pd.DataFrame, *, n_classes: int, random_state: int = 0) -> Pipeline:
+    """Logistic regression on the same features: scaled log-counts, one-hot categoricals.
+
+    A binary one is solved by Newton-Cholesky to convergence (a handful of iterations of
+    a Hessian the size of the columns squared); a multiclass one by lbfgs, capped.
+    """
     categorical = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
     numeric = [c for c in X.columns if c not in categorical]
     to_text = FunctionTransformer(_as_text, feature_names_out="one-to-one")
@@ -88,7 +92,7 @@ def logistic_baseline(X: pd.DataFrame, *, random_state: int = 0) -> Pipeline:
             (
                 "num",
                 make_pipeline(
-                    SimpleImputer(strategy="median", keep_empty_features=True),
+                    MedianImputer(),
                     FunctionTransformer(_signed_log1p, feature_names_out="one-to-one"),
                     StandardScaler(),
                 ),
@@ -101,10 +105,39 @@ def logistic_baseline(X: pd.DataFrame, *, random_state: int = 0) -> Pipeline:
             ),
         ]
     )
-    # Capped at 300 lbfgs iterations to bound training time on large snapshot tables; it
-    # may stop short of full convergence (the README says so beside the baseline figures).
-    model = LogisticRegression(max_iter=300, C=1.0, random_state=random_state)
+    # Multiclass: capped at 300 lbfgs iterations to bound training time on large snapshot
+    # tables; it may stop short of full convergence (the README says so beside the baseline
+    # figures). Newton-Cholesky's Hessian is (columns x classes) squared there: too costly.
+    # Binary: Newton-Cholesky converges in ~7 iterations in half lbfgs's capped time.
+    solver = "newton-cholesky" if n_classes == 2 else "lbfgs"
+    model = LogisticRegression(max_iter=300, C=1.0, solver=solver, random_state=random_state)
     return make_pipeline(prepare, model)
+
+
+class MedianImputer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Missing values replaced by the column's training median; 0 for an all-missing column.
+
+    What ``SimpleImputer(strategy="median", keep_empty_features=True)`` computes, with
+    ``np.nanmedian`` instead of masked arrays: 15-30x faster on a 200,000-row snapshot table,
+    where the masked sort took 26 s of the logistic baselines' 183 s in a profiled fit.
+    """
+
+    def fit(self, X: Any, y: Any = None) -> MedianImputer:
+        """Store each column's median over its non-missing values."""
+        values = np.asarray(X, dtype=float)
+        empty = np.isnan(values).all(axis=0)
+        with warnings.catch_warnings():  # all-NaN columns: their median is set to 0 below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            medians = np.nanmedian(values, axis=0) if len(values) else np.zeros(values.shape[1])
+        self.statistics_ = np.where(empty, 0.0, medians)
+        self.n_features_in_ = values.shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Fill each column's missing values with its median."""
+        check_is_fitted(self, "statistics_")
+        values = np.asarray(X, dtype=float)
+        return np.asarray(np.where(np.isnan(values), self.statistics_, values))
 
 
 def count_columns(columns: list[str]) -> list[str]:
@@ -142,4 +175,7 @@ def _as_text(frame: Any) -> np.ndarray:
 
 
 def _signed_log1p(values: np.ndarray) -> np.ndarray:
-    return np.asarray(np.sign(values) * np.log1p(np.abs(values)))
+    # sign(v) * log1p(|v|), in place: np.sign over a 200,000 x 169 table took ~5 s, 10x this.
+    out = np.abs(np.asarray(values, dtype=float))
+    np.log1p(out, out=out)
+    return np.asarray(np.copysign(out, values, out=out))

@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from stageml.errors import ModelError
 from stageml.models.choices import half_life_name, one_standard_error
-from stageml.models.compiled import compiled_margin
+from stageml.models.compiled import as_matrix, compiled_margin
 
 # Re-exported: bundles pickled before the move name it here.
 from stageml.models.isotonic import CenteredIsotonic
@@ -399,10 +399,13 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         rounds = min(self.best_iteration_, self.booster_.current_iteration())
         step = max(1, _TREES_PER_BLOCK // per_round)
         total = np.zeros((len(X), per_round))
+        # Converted once, not once per block: LightGBM turns a frame into this same matrix
+        # (training category codes, unknown NaN) on every call, ~10 times per prediction.
+        values = as_matrix(X, self.categories_)
         for start in range(0, rounds, step):
             total += np.asarray(
                 self.booster_.predict(
-                    X,
+                    values,
                     raw_score=True,
                     start_iteration=start,
                     num_iteration=min(step, rounds - start),

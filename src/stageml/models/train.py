@@ -295,7 +295,7 @@ def fit(
             "baseline_majority": MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt),
             "baseline_rule": _rule(n_classes, X, y, Xt),
             "baseline_logistic": fit_quietly(
-                logistic_baseline(Xb, random_state=params.seed), Xb, y
+                logistic_baseline(Xb, n_classes=n_classes, random_state=params.seed), Xb, y
             ).predict_proba(Xtb),
             # On the rows and labels the product's model learned from (with the refit, the
             # validation period's too).
