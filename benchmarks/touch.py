@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import markdown_table  # noqa: E402
 
-from stageml.config import load_params  # noqa: E402
+from stageml.config import Params, load_params  # noqa: E402
 from stageml.data.simulate import simulate, write_export  # noqa: E402
 from stageml.data.span import data_span  # noqa: E402
 from stageml.data.validate import Export, load_export  # noqa: E402
@@ -60,10 +60,13 @@ from stageml.tactics.uplift import TLearner  # noqa: E402
 TOUCHES = tuple(TOUCH_EFFECTS)
 
 
-def _export(n: int, seed: int, knobs: WorldParams, folder: Path) -> tuple[Export, Any]:
-    sim = simulate(n, seed=seed, params=knobs)
+def _export(
+    n: int, seed: int, knobs: WorldParams, folder: Path, params: Params
+) -> tuple[Export, Any]:
+    """A simulated export in the taxonomy of ``params`` (its stages and exits)."""
+    sim = simulate(n, seed=seed, params=knobs, stages=params.stages, exits=params.exits)
     write_export(sim, folder)
-    return load_export(folder, require_stage_history=True), sim
+    return load_export(folder, stages=params.recorded_stages, require_stage_history=True), sim
 
 
 def _held_out(truth: pd.DataFrame) -> np.ndarray:
@@ -93,8 +96,8 @@ def _scored_trial(
     )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        history, _ = _export(args.train_buyers, args.seed, world, Path(tmp) / "history")
-        export, sim = _export(args.buyers, args.seed + 1, trial_world, Path(tmp) / "trial")
+        history, _ = _export(args.train_buyers, args.seed, world, Path(tmp) / "history", params)
+        export, sim = _export(args.buyers, args.seed + 1, trial_world, Path(tmp) / "trial", params)
         clock["simulate_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         model = train(history, params).model
@@ -106,6 +109,7 @@ def _scored_trial(
         stages=params.stages,
         config=params.labels,
         data_end=data_span(export.interactions, export.stage_history)[1],
+        exits=params.exits,
     )
     truth["y"] = labels["inflection"].to_numpy()
     truth = truth[truth["y"].notna()].reset_index(drop=True)

@@ -93,16 +93,16 @@ def fit_hazard(
     period_end: dict[str, pd.Timestamp],
     params: Params,
     *,
-    recency_half_life: pd.Timedelta | None | tuple[pd.Timedelta | None, ...] = None,
     decreasing_columns: tuple[str, ...] | None = None,
 ) -> HazardModel:
     """Fit the hazard model on the train period, stopping early on the validation period.
 
     Rows are the buyers who can still advance with a known stage; ``period_end`` maps
     ``train`` and ``valid`` to the instant their observation stops (the next period's
-    first as-of instant). ``recency_half_life`` and ``decreasing_columns`` are the
-    single-horizon inflection model's (recency candidates, cooling), so that every horizon
-    is fitted under the same rules.
+    first as-of instant). ``decreasing_columns`` are the single-horizon inflection model's
+    (cooling). Its rows are not weighted by recency: the latest rows' observation stops
+    at their period's end, so they hold only the short intervals, and weighting them up
+    starved the long horizons (simulated 90-day ECE 0.051 → 0.151).
     """
     horizons = tuple(sorted(params.labels.horizons))
     usable = snaps["can_advance"].fillna(False).astype(bool) & snaps["stage_index"].notna()
@@ -122,22 +122,13 @@ def fit_hazard(
         n_classes=2,
         **params.train.inflection.model_dump(),
         class_weight=None,
-        recency_half_life=recency_half_life,
         calibration="none",
         refit=own.refit,
         decreasing_columns=decreasing_columns,
         random_state=params.seed,
     )
     (X, y), (Xv, yv) = expanded["train"], expanded["valid"]
-    booster.fit(
-        X,
-        y,
-        X_valid=Xv,
-        y_valid=yv,
-        as_of=snaps.loc[X.index, "as_of"].to_numpy(),
-        as_of_valid=snaps.loc[Xv.index, "as_of"].to_numpy(),
-        groups_valid=snaps.loc[Xv.index, "buyer_id"].to_numpy(),
-    )
+    booster.fit(X, y, X_valid=Xv, y_valid=yv)
     return HazardModel(horizons=horizons, booster=booster)
 
 

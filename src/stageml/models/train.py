@@ -345,7 +345,6 @@ def fit(
             period,
             ends,
             params,
-            recency_half_life=inflection.recency_half_life,
             decreasing_columns=inflection.decreasing_columns,
         )
         rule = params.train.inflection_fit.final_stage
