@@ -21,7 +21,7 @@ from stageml.explain.contributions import contributions
 from stageml.explain.reasons import reason_codes, reason_table
 from stageml.features.stage_history import STAGE_COLUMNS
 from stageml.models.train import TrainingResult
-from stageml.scoring.local import score_local
+from stageml.scoring.local import score_local, score_tables
 from stageml.tracking.runs import predict_raw
 
 
@@ -175,3 +175,25 @@ def test_stage_model_infers_from_behaviour_while_inflection_reads_the_record(
     assert np.abs(values[:, :, where]).max() == 0.0
     # An echo of the record would score 1.00; behaviour alone does not.
     assert exit_trained.metrics["stage.macro_f1"] < 0.99
+
+
+def test_a_group_of_buyers_with_no_stage_records_is_scored_as_never_staged(
+    exit_export: Export, exit_trained: TrainingResult
+) -> None:
+    # A partition (or Spark bucket) whose buyers the CRM never staged: the export has the
+    # table, the group has none of its rows. Scored, not refused; without the table at all
+    # the model still refuses (test above).
+    some = exit_export.interactions["buyer_id"].drop_duplicates().head(20)
+    raw = {
+        "interactions": exit_export.interactions[exit_export.interactions["buyer_id"].isin(some)]
+    }
+    raw["interactions"] = raw["interactions"].reset_index(drop=True)
+    sources = {"interactions": "i.parquet", "stage_history": "s.parquet"}
+    as_of = pd.Timestamp("2026-05-01")
+    result = score_tables(raw, exit_trained.model, as_of, sources=sources)
+    assert 0 < len(result.scores) and set(result.scores["buyer_id"]) <= set(some)
+    assert result.scores["inflection_probability"].between(0, 1).all()
+    with pytest.raises(ContractError, match="no stage_history table"):
+        score_tables(
+            raw, exit_trained.model, pd.Timestamp("2026-05-01"), sources={"interactions": "i"}
+        )

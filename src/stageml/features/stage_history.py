@@ -56,6 +56,21 @@ def known_at(stage_history: pd.DataFrame, label_delay: pd.Timedelta) -> pd.Serie
     return logged.fillna(fallback).astype("datetime64[us]")
 
 
+def no_stage_history() -> pd.DataFrame:
+    """Return an empty stage history in the contract's types.
+
+    It stands for an export's table none of whose rows belong to the buyers at hand (a
+    scoring partition of buyers the CRM never staged).
+    """
+    return pd.DataFrame(
+        {
+            "buyer_id": pd.array([], dtype="string"),
+            "stage": pd.array([], dtype="string"),
+            "entered_at": pd.Series([], dtype="datetime64[us]"),
+        }
+    )
+
+
 def build_stage_features(
     keys: pd.DataFrame,
     stage_history: pd.DataFrame,

@@ -35,6 +35,7 @@ from stageml.data.io import (
 from stageml.data.validate import SOURCE_ROW, STRING, validate_frames
 from stageml.errors import ContractError
 from stageml.features.drift import psi_table
+from stageml.features.stage_history import no_stage_history
 from stageml.models.bundle import StageModel
 from stageml.models.estimators import free_threads
 from stageml.scoring.trends import add_trends, previous_path
@@ -79,12 +80,12 @@ def score_tables(
     """
     tables = {k: v for k, v in raw.items() if k in SCORING_TABLES}
     export = validate_frames(tables, sources=sources, stages=model.recorded_stages)
+    history = export.stage_history
+    if history is None and "stage_history" in sources:
+        # The export has the table; none of its rows belong to this group's buyers.
+        history = no_stage_history()
     features = model.features(
-        export.interactions,
-        [as_of],
-        export.buyers,
-        stage_history=export.stage_history,
-        threads=threads,
+        export.interactions, [as_of], export.buyers, stage_history=history, threads=threads
     )
     scores = model.predict_features(features, threads=threads)
     if reasons > 0 and len(features):
