@@ -1,8 +1,5 @@
 """Per-run fitting choices: which columns a model splits on and how, which half-life.
 
-Which columns a model may split on or is monotone in, and which recency half-life a run
-keeps.
-
 Kept apart from the estimator and the training loop so that the rules that decide how a
 model is fitted (and that the README's validation rule judges) read in one place.
 """

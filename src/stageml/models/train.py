@@ -286,8 +286,8 @@ def fit(
                 _binary(np.where(exited, 0.0, at_final_stage(p[:, 1], stage_p, rule)))
                 for p in (raw, calibrated)
             )
-        # The stage baselines read what the stage model reads: behaviour, not the record.
-        ignored = list(behaviour_only(columns)) if task == "stage" else []
+        # The baselines read what the model reads (the stage model: behaviour, not the record).
+        ignored = list(model.ignored_columns or ())
         Xb, Xtb = X.drop(columns=ignored), Xt.drop(columns=ignored)
         candidates: dict[str, np.ndarray] = {
             "model": calibrated,
