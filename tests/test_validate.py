@@ -559,3 +559,16 @@ def test_validating_does_not_warn_about_pandas_on_spark(export_dir: Path) -> Non
     )
     assert run.returncode == 0, run.stderr
     assert "CRM export check" in run.stdout
+
+
+def test_name_text_reads_names_as_people_do() -> None:
+    """Case and runs of whitespace do not make a new activity; blanks are missing; order kept."""
+    from stageml.data.parse import name_text
+
+    raw = pd.Series(
+        ["Email  Open ", None, "email open", "  ", "EMAIL\tOPEN", "Call"], index=[9, 3, 5, 7, 1, 2]
+    )
+    named = name_text(raw)
+    assert named.index.tolist() == [9, 3, 5, 7, 1, 2]
+    assert named.dtype == "string"
+    assert named.tolist() == ["email open", pd.NA, "email open", pd.NA, "email open", "call"]

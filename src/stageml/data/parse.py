@@ -37,7 +37,10 @@ def name_text(values: pd.Series) -> pd.Series:
     Lower case, runs of whitespace as one space: "Email Open ", "email  open" and
     "EMAIL OPEN" are one activity, not three.
     """
-    return clean_text(values).str.lower().str.replace(r"\s+", " ", regex=True)
+    # A column holds few distinct names: normalise each once, not once per row.
+    codes, uniques = pd.factorize(clean_text(values))
+    names = pd.Series(uniques, dtype=STRING).str.lower().str.replace(r"\s+", " ", regex=True)
+    return pd.Series(names.array.take(codes, allow_fill=True), index=values.index, dtype=STRING)
 
 
 def optional_text(raw: pd.DataFrame, column: str) -> pd.Series:
