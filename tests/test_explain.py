@@ -20,8 +20,9 @@ from stageml.explain.contributions import (
     shared_pool,
     stage_contributions,
 )
-from stageml.explain.reasons import reason_codes, reason_table
+from stageml.explain.reasons import model_families, reason_codes, reason_table
 from stageml.features.engine import feature_columns
+from stageml.features.families import family_describer
 from stageml.features.text import UnknownFeatureError, describe, describer
 from stageml.features.vocabulary import Vocabulary
 from stageml.models.train import TrainingResult
@@ -199,6 +200,18 @@ def test_reason_codes_are_signed_and_sorted(trained: TrainingResult) -> None:
         else:
             assert (values < 0).all() and (np.diff(values) >= 0).all()
     assert table["text"].str.match(r".+ \([+-]\d+\.\d\d\)$").all()
+    # Each row's words and values are its own buyer's (texts are made once per distinct
+    # values and shared): the row's feature values, described one by one, give its text.
+    describe_one = family_describer(model.vocabulary, model.params.features)
+    families = model_families(model, model.feature_names)
+    for row in table.itertuples():
+        members = list(families[row.feature])
+        mine = frame[members].iloc[row.row]
+        assert list(row.value) == members
+        pairs = zip(row.value.values(), mine, strict=True)
+        assert all(a == b or (pd.isna(a) and pd.isna(b)) for a, b in pairs)
+        if row.feature != "recorded_stage":
+            assert row.text == f"{describe_one(row.feature, row.value)} ({row.contribution:+.2f})"
 
     wide = reason_codes(model, frame, k=3, workers=1)
     assert len(wide) == len(frame)

@@ -12,6 +12,7 @@ reasons are left empty (both are zero there, not the model's).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -103,6 +104,7 @@ def _batch_table(
     k: int,
     workers: int,
     pool: WorkerPool | None,
+    describe: Callable[[str, dict[str, Any]], str],
 ) -> pd.DataFrame:
     pieces = []
     tasks = _task_contrib(model, X, workers, pool)
@@ -131,14 +133,26 @@ def _batch_table(
     names = list(families)
     table["feature"] = np.asarray(names, dtype=object)[table["col"].to_numpy()]
     # Only the selected families' cells are read: the buyer's values of their members.
+    # Values repeat a lot across buyers (counts, recency), so each distinct combination of
+    # a family's values is put into words once; its rows share the dict and the text.
     cols = table["col"].to_numpy()
     local = table["row"].to_numpy() - offset
     value = np.empty(len(table), dtype=object)
+    text = np.empty(len(table), dtype=object)
     for col in np.unique(cols):
-        at = cols == col
+        at = np.flatnonzero(cols == col)
         members = X[list(families[names[col]])].iloc[local[at]]
-        value[at] = members.to_dict(orient="records")
+        same = members.groupby(list(members.columns), dropna=False, observed=True, sort=False)
+        codes = same.ngroup().to_numpy()
+        _, first = np.unique(codes, return_index=True)
+        distinct = members.iloc[first].to_dict(orient="records")
+        words = [describe(names[col], values) for values in distinct]
+        value[at] = np.asarray(distinct, dtype=object)[codes]
+        text[at] = np.asarray(words, dtype=object)[codes]
     table["value"] = value
+    table["text"] = [
+        f"{words} ({c:+.2f})" for words, c in zip(text, table["contribution"], strict=True)
+    ]
     return table.sort_values(["row", "task_order", "dir_order", "rank"], kind="stable")
 
 
@@ -180,31 +194,20 @@ def reason_table(
     n_workers = default_workers(len(X)) if workers is None else workers
     estimators = (model.stage_model, *_binary_models(model).values())
     pool = shared_pool(estimators, n_workers) if n_workers > 1 and len(X) >= 2 else None
+    describe_family = family_describer(model.vocabulary, model.params.features)  # type: ignore[arg-type]
+
+    def describe(family: str, values: dict[str, Any]) -> str:
+        if family == "recorded_stage":
+            return describe_stage_family(values, model.params)
+        return describe_family(family, values)
+
     batches = [
-        _batch_table(model, X.iloc[start : start + BATCH_ROWS], start, k, n_workers, pool)
+        _batch_table(model, X.iloc[start : start + BATCH_ROWS], start, k, n_workers, pool, describe)
         for start in range(0, len(X), BATCH_ROWS)
     ]
     if not batches:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in REASON_COLUMNS})
     table = pd.concat(batches, ignore_index=True)
-    describe_family = family_describer(model.vocabulary, model.params.features)  # type: ignore[arg-type]
-
-    def describe_one(family: str, values: dict[str, Any]) -> str:
-        if family == "recorded_stage":
-            return describe_stage_family(values, model.params)
-        return describe_family(family, values)
-
-    cache: dict[tuple[str, Any], str] = {}
-    texts = []
-    for family, values, contribution in zip(
-        table["feature"], table["value"], table["contribution"], strict=True
-    ):
-        # Counts repeat a lot across buyers, so most texts come from the cache.
-        key = (family, tuple(None if pd.isna(v) else v for v in values.values()))
-        if key not in cache:
-            cache[key] = describe_one(family, values)
-        texts.append(f"{cache[key]} ({contribution:+.2f})")
-    table["text"] = texts
     return table[list(REASON_COLUMNS)].reset_index(drop=True)
 
 
