@@ -213,6 +213,12 @@ def test_reason_codes_are_signed_and_sorted(trained: TrainingResult) -> None:
         if row.feature != "recorded_stage":
             assert row.text == f"{describe_one(row.feature, row.value)} ({row.contribution:+.2f})"
 
+    # Batch scoring hands over the stages it predicted; the reasons are the same.
+    given = model.stage_model.predict(frame[model.feature_names])
+    pd.testing.assert_frame_equal(
+        reason_table(model, frame, k=3, workers=1, predicted=given), table
+    )
+
     wide = reason_codes(model, frame, k=3, workers=1)
     assert len(wide) == len(frame)
     expected = [

@@ -61,12 +61,14 @@ def family_matrix(columns: list[str], families: dict[str, tuple[str, ...]]) -> n
 
 
 def _task_contrib(
-    model: StageModel, X: pd.DataFrame, workers: int, pool: WorkerPool | None
+    model: StageModel,
+    X: pd.DataFrame,
+    predicted: np.ndarray,
+    workers: int,
+    pool: WorkerPool | None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per task: (contributions explained, shape (n, F); mask of rows the task applies to)."""
     n_features = X.shape[1]
-    # Same argmax of calibrated probabilities as StageModel.predict_features.
-    predicted = model.stage_model.predict(X)
     # Only the predicted stage is explained, so only its trees are walked.
     stage = class_contributions(model.stage_model, X, predicted, workers=workers, _pool=pool)
     explained = np.ones(len(X), dtype=bool)
@@ -100,6 +102,7 @@ def model_families(model: StageModel, columns: list[str]) -> dict[str, tuple[str
 def _batch_table(
     model: StageModel,
     X: pd.DataFrame,
+    predicted: np.ndarray,
     offset: int,
     k: int,
     workers: int,
@@ -107,7 +110,7 @@ def _batch_table(
     describe: Callable[[str, dict[str, Any]], str],
 ) -> pd.DataFrame:
     pieces = []
-    tasks = _task_contrib(model, X, workers, pool)
+    tasks = _task_contrib(model, X, predicted, workers, pool)
     families = model_families(model, list(X.columns))
     matrix = family_matrix(list(X.columns), families)
     for t, (task, (contrib, applies)) in enumerate(tasks.items()):
@@ -157,7 +160,12 @@ def _batch_table(
 
 
 def reason_table(
-    model: StageModel, features: pd.DataFrame, *, k: int = 3, workers: int | None = None
+    model: StageModel,
+    features: pd.DataFrame,
+    *,
+    k: int = 3,
+    workers: int | None = None,
+    predicted: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Reason codes in long format: one row per (input row, model, direction, rank).
 
@@ -173,6 +181,9 @@ def reason_table(
         As for :func:`contributions`; ``None`` chooses from the total row count. One pool
         of worker processes holding both boosters serves every batch, and is kept for the
         next call with the same model (:func:`shared_pool`).
+    predicted
+        The predicted stage of each row (index into ``model.stages``) when the caller has
+        it already, as batch scoring does; ``None`` predicts it.
 
     Returns
     -------
@@ -191,6 +202,7 @@ def reason_table(
     if workers is not None and workers < 1:
         raise ModelError(f"workers must be at least 1, got {workers}")
     X = features[model.feature_names]
+    predicted = predicted_stages(model, X) if predicted is None else np.asarray(predicted)
     n_workers = default_workers(len(X)) if workers is None else workers
     estimators = (model.stage_model, *_binary_models(model).values())
     pool = shared_pool(estimators, n_workers) if n_workers > 1 and len(X) >= 2 else None
@@ -202,7 +214,16 @@ def reason_table(
         return describe_family(family, values)
 
     batches = [
-        _batch_table(model, X.iloc[start : start + BATCH_ROWS], start, k, n_workers, pool, describe)
+        _batch_table(
+            model,
+            X.iloc[start : start + BATCH_ROWS],
+            predicted[start : start + BATCH_ROWS],
+            start,
+            k,
+            n_workers,
+            pool,
+            describe,
+        )
         for start in range(0, len(X), BATCH_ROWS)
     ]
     if not batches:
@@ -212,13 +233,18 @@ def reason_table(
 
 
 def reason_codes(
-    model: StageModel, features: pd.DataFrame, *, k: int = 3, workers: int | None = None
+    model: StageModel,
+    features: pd.DataFrame,
+    *,
+    k: int = 3,
+    workers: int | None = None,
+    predicted: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Reason codes in wide format: one row per input row.
 
     Parameters
     ----------
-    model, features, k, workers
+    model, features, k, workers, predicted
         As for :func:`reason_table`.
 
     Returns
@@ -234,7 +260,9 @@ def reason_codes(
         stage under ``final_stage: zero``.
 
     """
-    table = reason_table(model, features, k=k, workers=workers)
+    X = features[model.feature_names]
+    predicted = predicted_stages(model, X) if predicted is None else np.asarray(predicted)
+    table = reason_table(model, features, k=k, workers=workers, predicted=predicted)
     columns = [
         f"{t}_{d}_{r}" for t in model_tasks(model) for d in ("up", "down") for r in range(1, k + 1)
     ]
@@ -247,11 +275,10 @@ def reason_codes(
         wide.loc[pivot.index, pivot.columns] = pivot.astype("string")
     keys = [c for c in KEYS if c in features.columns]
     out = features[keys].reset_index(drop=True).copy()
-    X = features[model.feature_names]
-    stages = np.asarray(model.stages, dtype=object)
-    out["stage"] = (
-        pd.array(stages[model.stage_model.predict(X)], dtype="string")
-        if len(X)
-        else pd.array([], dtype="string")
-    )
+    out["stage"] = pd.array(np.asarray(model.stages, dtype=object)[predicted], dtype="string")
     return pd.concat([out, wide], axis=1)
+
+
+def predicted_stages(model: StageModel, X: pd.DataFrame) -> np.ndarray:
+    """Index of each row's predicted stage: the argmax that ``predict_features`` shows."""
+    return model.stage_model.predict(X) if len(X) else np.zeros(0, dtype=int)

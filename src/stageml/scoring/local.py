@@ -91,7 +91,11 @@ def score_tables(
     if reasons > 0 and len(features):
         from stageml.explain.reasons import reason_codes
 
-        codes = reason_codes(model, features, k=reasons, workers=threads).reset_index(drop=True)
+        # The stages just scored pick the class each row's reasons explain.
+        predicted = pd.Index(model.stages).get_indexer(scores["stage"])
+        codes = reason_codes(
+            model, features, k=reasons, workers=threads, predicted=predicted
+        ).reset_index(drop=True)
         scores = pd.concat(
             [scores, codes.drop(columns=[c for c in codes.columns if c in scores.columns])], axis=1
         )
