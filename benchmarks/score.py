@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _common import emit_result, markdown_table, peak_rss_mb, run_child  # noqa: E402
+from fit_speed import reference_src  # noqa: E402
 
 CACHE = HERE / ".cache"
 RESULTS = HERE / "results"
@@ -283,7 +284,10 @@ def _jvm_peak_mb(spark: Any) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Prepare inputs, run every measurement in a child, print the tables."""
     plain = model_path()
-    models = {"lightgbm": plain, "compiled": compiled_model_path(plain)}
+    # "reference": the compiled model scored by the reference commit's code.
+    compiled = compiled_model_path(plain)
+    models = {"lightgbm": plain, "compiled": compiled, "reference": compiled}
+    code = {"reference": {"PYTHONPATH": str(reference_src(args.ref))}} if args.ref else {}
     sizes = sorted(args.sizes)
     exports = {n: export_dir(n) for n in sorted({*sizes, COMPARE_BUYERS})}
     rows = {n: interaction_rows(folder) for n, folder in exports.items()}
@@ -309,8 +313,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         argv += [a for k, v in extra.items() for a in (f"--{k.replace('_', '-')}", str(v))]
         print(f"running {kind} on {n:,} buyers (reasons={reasons}, {path})", flush=True)
-        result = run_child(script, argv, timeout=args.timeout)
+        result = run_child(script, argv, timeout=args.timeout, env=code.get(path))
         result.update(engine=kind, buyers=n, interactions=rows[n], reasons=reasons, path=path)
+        if path == "reference":
+            result["path"] = f"reference {args.ref}"
         if "seconds" in result:
             result["rows_per_s"] = rows[n] / result["seconds"]
         print(f"  -> {json.dumps(result, default=str)}", flush=True)
@@ -354,10 +360,12 @@ def tables(report: dict[str, Any]) -> str:
         return "error" if value is None else format(value, spec)
 
     local = [*report["local"], *report["local_reasons"], *report["spark"]]
+    # Speed-ups are against the first path of the run (LightGBM's, or the reference code).
+    baseline = local[0].get("path") if local else None
     before = {
         (r["engine"], r["buyers"], r["reasons"]): r.get("seconds")
         for r in local
-        if r.get("path") == "lightgbm"
+        if r.get("path") == baseline
     }
 
     def ratio(r: dict[str, Any]) -> str:
@@ -376,7 +384,7 @@ def tables(report: dict[str, Any]) -> str:
             "rows/s",
             "peak RSS MB",
             "partitions",
-            "speed-up vs LightGBM",
+            f"speed-up vs {baseline}",
             "note",
         ],
         [
@@ -517,14 +525,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--paths",
         nargs="+",
-        choices=["lightgbm", "compiled"],
+        choices=["lightgbm", "compiled", "reference"],
         default=["lightgbm", "compiled"],
-        help="prediction paths: LightGBM's (the code before compilation) and compiled trees",
+        help="prediction paths: LightGBM's (the code before compilation), compiled trees, and "
+        "compiled trees scored by the --ref commit's code",
     )
+    parser.add_argument("--ref", help="reference commit for the 'reference' path")
     parser.add_argument(
         "--reasons-paths",
         nargs="+",
-        choices=["lightgbm", "compiled"],
+        choices=["lightgbm", "compiled", "reference"],
         help="prediction paths of the reason-code runs (default: --paths); each 1M run is long",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per path (median)")
@@ -535,6 +545,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if "reference" in [*args.paths, *(args.reasons_paths or [])] and not args.ref:
+        parser.error("the 'reference' path needs --ref COMMIT")
     if args.quick:
         args.sizes = list(QUICK_SIZES)
     return args
