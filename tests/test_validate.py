@@ -572,3 +572,29 @@ def test_name_text_reads_names_as_people_do() -> None:
     assert named.index.tolist() == [9, 3, 5, 7, 1, 2]
     assert named.dtype == "string"
     assert named.tolist() == ["email open", pd.NA, "email open", pd.NA, "email open", "call"]
+
+
+@pytest.mark.parametrize("distinct", [5, 20_000])
+def test_sort_stably_is_pandas_stable_sort(distinct: int) -> None:
+    """Same order as ``sort_values`` (ties in input order, missing last) on either path.
+
+    Five keys of ~13,000 distinct values each do not fit one 63-bit key: the lexsort path.
+    """
+    from stageml.data.parse import sort_stably
+
+    rng = np.random.default_rng(distinct)
+    n = 20_000
+    text = [f"v{i}" for i in range(distinct)]
+    frame = pd.DataFrame(
+        {
+            "a": pd.array(rng.choice(text, n), dtype="string"),
+            "t": pd.to_datetime(rng.integers(0, distinct, n), unit="s"),
+            "b": pd.array(rng.choice([*text, None], n), dtype="string"),
+            "c": rng.integers(0, distinct, n),
+            "d": pd.array(rng.choice(text, n), dtype="string"),
+        },
+        index=rng.permutation(n),
+    )
+    keys = ["a", "t", "b", "c", "d"] if distinct > 5 else ["b", "t", "a"]
+    expected = frame.sort_values(keys, kind="stable")
+    pd.testing.assert_frame_equal(sort_stably(frame, keys), expected)

@@ -35,6 +35,7 @@ from stageml.data.parse import (
     parse_timestamps,
     positions_of_repeats,
     repeats_previous_row,
+    sort_stably,
 )
 from stageml.errors import ContractError
 
@@ -86,7 +87,7 @@ def check_interactions(raw: pd.DataFrame, file: str) -> Checked:
     # Exact repeats (CRM sync artefacts) would double-count activity: keep the first.
     position = np.flatnonzero(reason < 0)
     accepted = frame.iloc[position].reset_index(drop=True)
-    ordered = accepted.sort_values(list(INTERACTION_KEYS))  # stable: ties keep file order
+    ordered = sort_stably(accepted, INTERACTION_KEYS)  # stable: ties keep file order
     repeat = repeats_previous_row(ordered, INTERACTION_KEYS)
     reason[position[ordered.index.to_numpy()[repeat]]] = len(reasons) - 1
     clean = ordered.loc[~repeat].reset_index(drop=True)
