@@ -8,10 +8,14 @@ run the same validation, features, model and reason codes.
 
 from __future__ import annotations
 
+import itertools
 import math
+import pickle
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from joblib import Parallel, delayed
+from joblib.externals.loky import get_reusable_executor
 
 from stageml.data.io import (
     atomic_path,
@@ -184,23 +188,29 @@ def score_local(
     """Score an export folder partition by partition; write scores, rejects and a summary.
 
     The export is first split on disk into partitions of buyers (one DuckDB pass, out of
-    core), then partitions are scored by ``workers`` processes (default: one per core) and
-    written in order. Memory follows the partition size, not the export size. The scores
-    file appears only when every partition succeeded (temp file, then rename). Returns the
-    run summary that is also written beside the output as JSON.
+    core), then partitions are scored by ``workers`` processes (default: one per core, at
+    most one per partition) and written in order. Memory follows the partition size, not
+    the export size. The scores file appears only when every partition succeeded (temp
+    file, then rename). Returns the run summary that is also written beside the output as
+    JSON.
     """
     clock = time.perf_counter()
     instant = normalise_as_of(as_of)
     sources = scoring_sources(Path(data), stage_history=model.params.features.stage_history)
     out_path = Path(out)
-    rows_per_part = partition_rows or model.params.features.partition_rows
+    n_parts = _partitions(
+        sources["interactions"], partition_rows or model.params.features.partition_rows
+    )
+    n_workers = min(workers or free_threads(), n_parts)
     with tempfile.TemporaryDirectory(prefix="stageml-score-") as tmp:
         staging = Path(tmp)
-        n_parts = _stage(
+        # Workers start (imports, model) while this process stages the export.
+        pool = _Workers(model, staging / "model.pkl", n_workers) if n_workers > 1 else None
+        _stage(
             sources,
             previous_path(previous),
             staging,
-            rows_per_part,
+            n_parts,
             model.params.features.engine_memory_mb,
         )
         tasks = [
@@ -221,7 +231,8 @@ def score_local(
         parts: list[PartitionResult] = []
         writer_state: dict[str, Any] = {}
         with atomic_path(out_path) as out_tmp:
-            for done, result in enumerate(_run(tasks, model, workers), start=1):
+            results = pool.run(tasks) if pool else (_score_part(t, model, None) for t in tasks)
+            for done, result in enumerate(results, start=1):
                 _append(out_tmp, out_path.suffix, result.scores, writer_state)
                 result.scores = result.scores.head(0)
                 parts.append(result)
@@ -249,30 +260,36 @@ def scoring_sources(folder: Path, *, stage_history: bool = False) -> dict[str, P
     return sources
 
 
+def _partitions(interactions: Path, rows_per_part: int) -> int:
+    """Partitions of buyers for ``rows_per_part`` interactions each (Parquet: metadata only)."""
+    con = duckdb.connect()
+    try:
+        total = int(con.execute(f"SELECT count(*) FROM {_reader(interactions)}").fetchone()[0])  # type: ignore[index]
+    finally:
+        con.close()
+    return max(1, math.ceil(total / rows_per_part))
+
+
 def _stage(
     sources: Mapping[str, Path],
     previous: Path | None,
     staging: Path,
-    rows_per_part: int,
+    n_parts: int,
     memory_mb: int,
-) -> int:
+) -> None:
     """Split every table by hash of buyer into Arrow files ``<table>/<k>.arrow``.
 
     One streaming pass per table: DuckDB reads the file (CSV or Parquet) and numbers the
     hash, this process appends each batch's rows to their partition's file, in file order,
-    with their original 1-based row numbers so that rejects point into the file. Returns
-    the number of partitions. Arrow files, unlike the Parquet partitions DuckDB wrote
-    before, need no encoding, no sort on reading and no re-parsing of strings: staging and
-    reading back took a third of a 1M-buyer run.
+    with their original 1-based row numbers so that rejects point into the file. Arrow
+    files, unlike the Parquet partitions DuckDB wrote before, need no encoding, no sort on
+    reading and no re-parsing of strings: staging and reading back took a third of a
+    1M-buyer run.
     """
     con = duckdb.connect()
     try:
         con.execute(f"SET memory_limit = '{memory_mb}MB'")
         con.execute(f"SET temp_directory = '{sql_escape(str(staging / 'spill'))}'")
-        total = int(
-            con.execute(f"SELECT count(*) FROM {_reader(sources['interactions'])}").fetchone()[0]  # type: ignore[index]
-        )
-        n_parts = max(1, math.ceil(total / rows_per_part))
         tables = {name: _numbered(path) for name, path in sources.items()}
         if previous is not None:
             tables["previous"] = (
@@ -290,7 +307,6 @@ def _stage(
             _split(con.sql(query).to_arrow_reader(_STAGE_BATCH_ROWS), staging / name, n_parts)
     finally:
         con.close()
-    return n_parts
 
 
 def _split(batches: pa.RecordBatchReader, folder: Path, n_parts: int) -> None:
@@ -373,21 +389,60 @@ def _score_part(task: _Task, model: StageModel, threads: int | None) -> Partitio
     return result
 
 
-def _run(tasks: list[_Task], model: StageModel, workers: int | None) -> Iterator[PartitionResult]:
-    """Results in partition order; with several workers, partitions run in parallel.
+_worker_models: dict[str, StageModel] = {}
+# Each worker runs its partition on one thread; native libraries must not start more.
+_ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
-    joblib's loky processes are spawned, not forked (forking after OpenMP or DuckDB threads
-    ran can deadlock the child), and unlike multiprocessing's spawn they do not re-import
-    the caller's ``__main__``, so scripts without a main guard work.
+
+def _worker_model(path: str) -> StageModel:
+    """Return the run's model, unpickled once per worker process (not once per task)."""
+    if path not in _worker_models:
+        _worker_models.clear()  # a long-lived worker keeps only the latest run's model
+        with open(path, "rb") as handle:
+            _worker_models[path] = pickle.load(handle)  # noqa: S301 - written by this run
+    return _worker_models[path]
+
+
+def _warm(path: str) -> None:
+    _worker_model(path)
+
+
+def _score_in_worker(task: _Task, path: str) -> PartitionResult:
+    return _score_part(task, _worker_model(path), threads=1)
+
+
+class _Workers:
+    """Worker processes for the partitions, started before staging.
+
+    Their start-up (imports, unpickling the model) overlaps the staging pass. loky's
+    processes are spawned, not forked (forking after OpenMP or DuckDB threads ran can
+    deadlock the child), and unlike multiprocessing's spawn they do not re-import the
+    caller's ``__main__``, so scripts without a main guard work.
     """
-    n_workers = min(workers or free_threads(), len(tasks))
-    if n_workers <= 1:
-        for task in tasks:
-            yield _score_part(task, model, threads=None)
-        return
-    yield from Parallel(n_jobs=n_workers, backend="loky", return_as="generator")(
-        delayed(_score_part)(task, model, 1) for task in tasks
-    )
+
+    def __init__(self, model: StageModel, path: Path, workers: int) -> None:
+        path.write_bytes(pickle.dumps(model))
+        self.path = str(path)
+        self.workers = workers
+        self.executor = get_reusable_executor(max_workers=workers, timeout=300, env=_ONE_THREAD)
+        for _ in range(workers):
+            self.executor.submit(_warm, self.path)
+
+    def run(self, tasks: list[_Task]) -> Iterator[PartitionResult]:
+        """Yield results in partition order, at most two partitions per worker in flight."""
+        pending: deque[Future[PartitionResult]] = deque()
+        queue = iter(tasks)
+        try:
+            for task in itertools.islice(queue, 2 * self.workers):
+                pending.append(self.executor.submit(_score_in_worker, task, self.path))
+            while pending:
+                result = pending.popleft().result()
+                for task in itertools.islice(queue, 1):
+                    pending.append(self.executor.submit(_score_in_worker, task, self.path))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 @dataclass(frozen=True)
