@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from stageml.errors import ModelError
 from stageml.explain.contributions import contributions
-from stageml.models.choices import one_standard_error
+from stageml.models.choices import half_life_name, one_standard_error
 from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
 
 
@@ -223,3 +224,35 @@ def test_one_standard_error_keeps_the_simplest_candidate_within_the_noise() -> N
     groups = np.repeat(np.arange(4), 100)
     assert one_standard_error([base, drift]) == 1
     assert one_standard_error([base, drift], groups) == 0
+
+
+@pytest.mark.parametrize("linear", [False, True])
+def test_recency_candidates_sharing_bins_fit_what_fresh_datasets_fit(linear: bool) -> None:
+    # The candidates' first fits reuse one binned Dataset with their own weights (and base
+    # margins): each must be the booster a fit of that candidate alone builds, and a
+    # candidate after a weighted one must not keep the earlier weights.
+    X, y = _counts_frame(3000, 1)
+    Xv, yv = _counts_frame(1000, 2)
+    as_of = np.where(
+        np.arange(3000) >= 2000, np.datetime64("2024-03-01"), np.datetime64("2024-01-01")
+    )
+    candidates = (pd.Timedelta(days=60), None, pd.Timedelta(days=7))
+    settings: dict[str, Any] = {
+        "n_estimators": 40,
+        "class_weight": None,
+        "calibration": "none",
+        "n_jobs": 1,
+        "linear_columns": ("act_a_all", "act_b_all") if linear else None,
+    }
+    shared = CalibratedLGBM(recency_half_life=candidates, **settings).fit(
+        X, y, X_valid=Xv, y_valid=yv, as_of=as_of
+    )
+    for half_life in candidates:
+        alone = CalibratedLGBM(recency_half_life=half_life, **settings).fit(
+            X, y, X_valid=Xv, y_valid=yv, as_of=as_of
+        )
+        proba = alone.predict_proba_raw(Xv)[np.arange(len(yv)), yv]
+        loss = float(-np.log(np.clip(proba, 1e-15, 1.0)).mean())
+        assert shared.recency_scores_[half_life_name(half_life)] == loss
+        if half_life == shared.recency_half_life_:
+            assert shared.booster_.model_to_string() == alone.booster_.model_to_string()

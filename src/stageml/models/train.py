@@ -41,6 +41,7 @@ from stageml.models.metrics import (
     stage_confusion,
     stage_metrics,
 )
+from stageml.models.row_predictions import RowPredictions
 from stageml.models.snapshots import build_snapshots
 
 
@@ -239,6 +240,8 @@ def fit(
     metrics: dict[str, float] = {}
     reliability: dict[str, dict[str, list[float]]] = {}
     fitted: dict[str, CalibratedLGBM] = {}
+    # Each model's raw probabilities, each snapshot row predicted once (rows overlap).
+    raw_of: dict[str, RowPredictions] = {}
     tasks = [
         ("stage", "stage_index", n_stages, params.train.stage),
         ("inflection", "inflection", 2, params.train.inflection),
@@ -274,12 +277,13 @@ def fit(
             groups_valid=snaps.loc[Xmv.index, "buyer_id"].to_numpy(),
         )
         fitted[task] = model
-        raw = model.predict_proba_raw(Xt)
+        raw_of[task] = RowPredictions(model.predict_proba_raw, snaps, columns)
+        raw = raw_of[task](Xt.index)
         calibrated = model.calibrate(raw)
         if task in BINARY_TASKS:
             # As the product scores it (StageModel.predict_features): at the predicted final
             # stage, after inflection_fit.final_stage; no inflection for a buyer in an exit.
-            stage_p = fitted["stage"].predict_proba(Xt)
+            stage_p = fitted["stage"].calibrate(raw_of["stage"](Xt.index))
             rule = params.train.inflection_fit.final_stage
             exited = in_exit(Xt) if task == "inflection" else np.zeros(len(Xt), dtype=bool)
             raw, calibrated = (
@@ -350,13 +354,15 @@ def fit(
         rule = params.train.inflection_fit.final_stage
 
         def as_scored(rows: pd.DataFrame, p: np.ndarray) -> np.ndarray:
-            stage_p = fitted["stage"].predict_proba(rows[columns])
+            stage_p = fitted["stage"].calibrate(raw_of["stage"](rows.index))
             return np.where(in_exit(rows), 0.0, at_final_stage(p, stage_p, rule))
 
         metrics.update(horizon_metrics(hazard, snaps[period == "test"], columns, as_scored))
     timings["fit_s"] = time.perf_counter() - clock
     by_period = {
-        name: _product_reliability(fitted, params, *rows(name, "inflection", only_advancing=True))
+        name: _product_reliability(
+            fitted, raw_of, params, *rows(name, "inflection", only_advancing=True)
+        )
         for name in ("train", "valid", "test")
     }
     model_bundle = StageModel(
@@ -384,13 +390,17 @@ def fit(
 
 
 def _product_reliability(
-    fitted: dict[str, CalibratedLGBM], params: Params, X: pd.DataFrame, y: np.ndarray
+    fitted: dict[str, CalibratedLGBM],
+    raw_of: dict[str, RowPredictions],
+    params: Params,
+    X: pd.DataFrame,
+    y: np.ndarray,
 ) -> dict[str, list[float]]:
     """Return the reliability curve of the product's inflection probabilities on ``X``."""
-    model = fitted["inflection"]
-    p = model.calibrate(model.predict_proba_raw(X))[:, 1]
+    p = fitted["inflection"].calibrate(raw_of["inflection"](X.index))[:, 1]
+    stage_p = fitted["stage"].calibrate(raw_of["stage"](X.index))
     rule = params.train.inflection_fit.final_stage
-    return reliability_curve(y, at_final_stage(p, fitted["stage"].predict_proba(X), rule))
+    return reliability_curve(y, at_final_stage(p, stage_p, rule))
 
 
 def _final_rows(
