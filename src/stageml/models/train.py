@@ -251,11 +251,10 @@ def fit(
     for task, label, n_classes, config in tasks:
         say(f"training the {task} model")
         X, y = rows("train", label)
-        Xv, yv = rows("valid", label)
         Xt, yt = rows("test", label)
         # The model's own rows: for inflection, optionally the buyers who can still advance.
         own = task in BINARY_TASKS and params.train.inflection_fit.rows == "can_advance"
-        Xm, ym = rows("train", label, only_advancing=own)
+        Xm, ym = rows("train", label, only_advancing=True) if own else (X, y)
         Xmv, ymv = rows("valid", label, only_advancing=own)
         if (
             len(np.unique(y)) < 2
