@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
@@ -183,6 +184,25 @@ def test_baseline_preprocessing_is_exact_and_baselines_pick_their_solver() -> No
     binary = logistic_baseline(X, n_classes=2).fit(X, y)[-1]
     assert binary.solver == "newton-cholesky" and binary.n_iter_[0] < 20  # converged
     assert logistic_baseline(X, n_classes=3)[-1].solver == "lbfgs"
+
+
+def test_multiclass_logistic_baseline_in_single_precision_finds_the_double_precision_fit() -> None:
+    # The 5-class baseline reads its table in float32 (lbfgs is bound by reading it); where
+    # both converge, it lands on the double-precision solution.
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame(
+        {
+            "a": rng.normal(size=2000),
+            "b": rng.poisson(2, 2000).astype(float),
+            "c": pd.Categorical(rng.choice(["x", "y", "z"], 2000)),
+        }
+    )
+    y = np.digitize(X["a"] + X["b"] / 2 + rng.normal(size=2000), [0.0, 1.0, 2.0])
+    single = logistic_baseline(X, n_classes=4).fit(X, y)
+    double = clone(single).set_params(functiontransformer="passthrough").fit(X, y)
+    assert single[-1].coef_.dtype == np.float32 and double[-1].coef_.dtype == np.float64
+    assert single[-1].n_iter_[0] < 300 and double[-1].n_iter_[0] < 300  # both converged
+    np.testing.assert_allclose(single.predict_proba(X), double.predict_proba(X), atol=1e-4)
 
 
 def test_count_gbm_baseline_in_every_run_on_the_models_rows(trained: TrainingResult) -> None:

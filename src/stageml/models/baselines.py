@@ -108,10 +108,16 @@ def logistic_baseline(X: pd.DataFrame, *, n_classes: int, random_state: int = 0)
     # Multiclass: capped at 300 lbfgs iterations to bound training time on large snapshot
     # tables; it may stop short of full convergence (the README says so beside the baseline
     # figures). Newton-Cholesky's Hessian is (columns x classes) squared there: too costly.
-    # Binary: Newton-Cholesky converges in ~7 iterations in half lbfgs's capped time.
+    # Its table in single precision: each iteration is two products with it, bound by
+    # memory, so half the bytes fit it 1.75x faster (test metrics within 1e-3, README
+    # "Fitting speed"). Binary: Newton-Cholesky converges in ~7 iterations in half lbfgs's
+    # capped time, in double precision (its Hessian is solved, not just multiplied).
     solver = "newton-cholesky" if n_classes == 2 else "lbfgs"
     model = LogisticRegression(max_iter=300, C=1.0, solver=solver, random_state=random_state)
-    return make_pipeline(prepare, model)
+    if n_classes == 2:
+        return make_pipeline(prepare, model)
+    single = FunctionTransformer(_single_precision, feature_names_out="one-to-one")
+    return make_pipeline(prepare, single, model)
 
 
 class MedianImputer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -168,6 +174,10 @@ def fit_quietly(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         return pipeline.fit(X, y)
+
+
+def _single_precision(values: Any) -> Any:
+    return values.astype(np.float32)  # a dense array or a sparse matrix
 
 
 def _as_text(frame: Any) -> np.ndarray:
