@@ -306,8 +306,8 @@ class CalibratedLGBM(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Fit on the training period, stopped early on the validation period's log-loss.
 
         ``binned``: the training and validation Datasets of an earlier candidate, reused
-        with this candidate's weights and base margins (LightGBM's bins come from the
-        feature values alone, so they are the same; binning took a fifth of a fit).
+        with this candidate's weights and base margins: LightGBM's bins come from the
+        feature values alone, so they are the same, and binning 200,000 rows takes 1-2 s.
         """
         self.linear_ = self._fit_linear(X, y, as_of)
         weight = self._weights(y, as_of)
