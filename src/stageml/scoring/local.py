@@ -9,18 +9,16 @@ run the same validation, features, model and reason codes.
 from __future__ import annotations
 
 import itertools
-import math
 import pickle
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -29,27 +27,23 @@ from joblib.externals.loky import get_reusable_executor
 
 from stageml.data.io import (
     atomic_path,
-    csv_header,
     find_table,
     fingerprint,
-    sql_escape,
     write_json,
     write_table,
 )
-from stageml.data.validate import SOURCE_ROW, STRING, validate_frames
+from stageml.data.validate import validate_frames
 from stageml.errors import ContractError
 from stageml.features.drift import psi_table
 from stageml.features.stage_history import no_stage_history
 from stageml.models.bundle import StageModel
 from stageml.models.estimators import free_threads
+from stageml.scoring.staging import count_partitions, read_part, stage_tables
 from stageml.scoring.trends import add_trends, previous_path
 
 # stage_history is read when present; models using stage-history features require it.
 SCORING_TABLES = ("interactions", "buyers", "stage_history")
 _DRIFT_SAMPLE_ROWS = 50_000
-# Rows per batch of the staging pass (its memory: one batch, read and regrouped).
-_STAGE_BATCH_ROWS = 1_000_000
-_ARROW_TO_PANDAS = {pa.string(): STRING, pa.large_string(): STRING, pa.string_view(): STRING}
 
 
 @dataclass
@@ -145,32 +139,6 @@ def _sidecars(out: Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + "_rejects.csv"), stem.with_name(stem.name + ".summary.json")
 
 
-def _numbered(path: Path) -> str:
-    """Read a table with its 1-based row number in the file."""
-    if path.suffix == ".csv":
-        return f"(SELECT *, row_number() OVER () AS {SOURCE_ROW} FROM {_reader(path)})"
-    literal = sql_escape(str(path))
-    return (
-        f"(SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS {SOURCE_ROW} "
-        f"FROM read_parquet('{literal}', file_row_number = true))"
-    )
-
-
-def _reader(path: Path) -> str:
-    literal = sql_escape(str(path))
-    if path.suffix == ".csv":
-        # The separator and the ragged-row rule are read_table's, so that validate, train
-        # and score read the same rows from a messy CSV (extra fields dropped, missing ones
-        # empty).
-        sep, header = csv_header(path)
-        columns = ", ".join('"' + c.replace('"', '""') + '"' for c in header)
-        return (
-            f"(SELECT {columns} FROM read_csv('{literal}', all_varchar = true, header = true, "
-            f"delim = '{sql_escape(sep)}', strict_mode = false, null_padding = true))"
-        )
-    return f"read_parquet('{literal}')"
-
-
 def score_local(
     data: str | Path,
     model: StageModel,
@@ -198,7 +166,7 @@ def score_local(
     instant = normalise_as_of(as_of)
     sources = scoring_sources(Path(data), stage_history=model.params.features.stage_history)
     out_path = Path(out)
-    n_parts = _partitions(
+    n_parts = count_partitions(
         sources["interactions"], partition_rows or model.params.features.partition_rows
     )
     n_workers = min(workers or free_threads(), n_parts)
@@ -206,7 +174,7 @@ def score_local(
         staging = Path(tmp)
         # Workers start (imports, model) while this process stages the export.
         pool = _Workers(model, staging / "model.pkl", n_workers) if n_workers > 1 else None
-        _stage(
+        stage_tables(
             sources,
             previous_path(previous),
             staging,
@@ -260,89 +228,6 @@ def scoring_sources(folder: Path, *, stage_history: bool = False) -> dict[str, P
     return sources
 
 
-def _partitions(interactions: Path, rows_per_part: int) -> int:
-    """Partitions of buyers for ``rows_per_part`` interactions each (Parquet: metadata only)."""
-    con = duckdb.connect()
-    try:
-        total = int(con.execute(f"SELECT count(*) FROM {_reader(interactions)}").fetchone()[0])  # type: ignore[index]
-    finally:
-        con.close()
-    return max(1, math.ceil(total / rows_per_part))
-
-
-def _stage(
-    sources: Mapping[str, Path],
-    previous: Path | None,
-    staging: Path,
-    n_parts: int,
-    memory_mb: int,
-) -> None:
-    """Split every table by hash of buyer into Arrow files ``<table>/<k>.arrow``.
-
-    One streaming pass per table: DuckDB reads the file (CSV or Parquet) and numbers the
-    hash, this process appends each batch's rows to their partition's file, in file order,
-    with their original 1-based row numbers so that rejects point into the file. Arrow
-    files, unlike the Parquet partitions DuckDB wrote before, need no encoding, no sort on
-    reading and no re-parsing of strings: staging and reading back took a third of a
-    1M-buyer run.
-    """
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET memory_limit = '{memory_mb}MB'")
-        con.execute(f"SET temp_directory = '{sql_escape(str(staging / 'spill'))}'")
-        tables = {name: _numbered(path) for name, path in sources.items()}
-        if previous is not None:
-            tables["previous"] = (
-                "(SELECT CAST(buyer_id AS VARCHAR) AS buyer_id, stage, "
-                "CAST(inflection_probability AS DOUBLE) AS inflection_probability "
-                f"FROM {_reader(previous)})"
-            )
-        # Rows reach each partition in file order (validation keeps the first of repeats).
-        con.execute("SET preserve_insertion_order = true")
-        for name, reader in tables.items():
-            query = (
-                f"SELECT *, hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part "
-                f"FROM {reader}"
-            )
-            _split(con.sql(query).to_arrow_reader(_STAGE_BATCH_ROWS), staging / name, n_parts)
-    finally:
-        con.close()
-
-
-def _split(batches: pa.RecordBatchReader, folder: Path, n_parts: int) -> None:
-    """Append each batch's rows, in order, to the file of their ``_part``.
-
-    A thread regroups and writes one batch while DuckDB reads the next (a third less wall
-    time on 1M buyers).
-    """
-    folder.mkdir(parents=True)
-    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
-    options = pa.ipc.IpcWriteOptions(compression="lz4")
-
-    def write(batch: pa.RecordBatch) -> None:
-        part = batch.column("_part").to_numpy()
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(n_parts + 1))
-        grouped = batch.drop_columns(["_part"]).take(pa.array(order))
-        for k in np.flatnonzero(np.diff(bounds)).tolist():
-            if k not in writers:
-                writers[k] = pa.ipc.new_file(folder / f"{k}.arrow", grouped.schema, options=options)
-            writers[k].write_batch(grouped.slice(bounds[k], bounds[k + 1] - bounds[k]))
-
-    try:
-        with ThreadPoolExecutor(max_workers=1) as writer:
-            pending: Future[None] | None = None
-            for batch in batches:
-                if pending is not None:
-                    pending.result()
-                pending = writer.submit(write, batch)
-            if pending is not None:
-                pending.result()
-    finally:
-        for open_file in writers.values():
-            open_file.close()
-
-
 @dataclass(frozen=True)
 class _Task:
     """One partition's work, small enough to send to a worker process."""
@@ -358,22 +243,11 @@ class _Task:
     model_version: str
 
 
-def _read_part(staging: Path, name: str, part: int) -> pd.DataFrame | None:
-    path = staging / name / f"{part}.arrow"
-    if not path.exists():
-        return None
-    with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
-    # Arrow strings map straight onto the contract's string dtype: 3-4x faster than .df(),
-    # whose NaN-flavoured strings validation would convert again.
-    return table.to_pandas(types_mapper=_ARROW_TO_PANDAS.get)
-
-
 def _score_part(task: _Task, model: StageModel, threads: int | None) -> PartitionResult:
     raw = {
         name: frame
         for name in task.sources
-        if (frame := _read_part(task.staging, name, task.part)) is not None
+        if (frame := read_part(task.staging, name, task.part)) is not None
     }
     result = score_tables(
         raw,
@@ -387,7 +261,7 @@ def _score_part(task: _Task, model: StageModel, threads: int | None) -> Partitio
     )
     scores = result.scores
     if task.previous:
-        prev = _read_part(task.staging, "previous", task.part)
+        prev = read_part(task.staging, "previous", task.part)
         empty = pd.DataFrame(columns=["buyer_id", "stage", "inflection_probability"])
         scores = add_trends(
             scores,
