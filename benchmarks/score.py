@@ -18,12 +18,14 @@ Tables:
 1. Local engine on each size without reasons (does memory stay flat as the export
    doubles?), and on the largest size with reason codes.
 2. Spark engine (``local[2]``) on the largest size.
-3. On the ~1M-interaction export (20,000 buyers), in one SparkSession: the Spark engine
-   (buckets of buyers), a per-buyer ``groupBy(buyer_id).applyInPandas`` running the same
-   ``score_tables`` per buyer (on the first ``--per-buyer`` buyers, extrapolated linearly
-   per buyer; the table says so), and a native ``groupBy().agg`` of plain counts; the
-   engine and the native aggregation run twice (first and steady-state runs of a
-   session), and the local engine scores the same export for the cost of the work itself.
+3. On each ``--compare-sizes`` export (default: 20,000 buyers, ~1M interactions), in one
+   SparkSession: the Spark engine against the local engine on the same export (issue
+   #15's overhead target, 1.3x): a first round, then ``--warm-repeat`` steady-state
+   rounds, each running a native ``groupBy().agg`` of plain counts, the Spark engine and
+   the local engine one after the other; medians of the steady rounds.
+4. On the 20,000-buyer export, also a per-buyer ``groupBy(buyer_id).applyInPandas``
+   running the same ``score_tables`` per buyer (on the first ``--per-buyer`` buyers,
+   extrapolated linearly per buyer; the table says so). ``--compare-only`` runs only 3-4.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import json
 import os
 import pickle
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -158,26 +161,33 @@ def child(args: argparse.Namespace) -> None:
             partitions=summary["partitions"],
         )
     else:  # "compare": the three Spark ways on one export, one session
-        # Twice each, alternating: the first round pays the JVM's and the Python workers'
-        # warm-up (imports, model unpickling), the second is the steady state of a session.
-        for warm in ("", "_warm"):
-            clock = time.perf_counter()
-            result["native_rows"] = native_counts(spark, Path(args.data))
-            result[f"native{warm}_s"] = time.perf_counter() - clock
-            clock = time.perf_counter()
-            summary = score_spark(args.data, model, AS_OF, out=out)
-            result[f"bucketed{warm}_s"] = time.perf_counter() - clock
-        result["buckets"] = summary["partitions"]
-        result["scored"] = summary["scored_buyers"]
-        # The same scoring work without Spark: the local engine, both cores.
         from stageml.scoring.local import score_local
 
-        clock = time.perf_counter()
-        score_local(args.data, model, AS_OF, out=out.with_name(out.stem + "-local.parquet"))
-        result["local_s"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        result["per_buyer_buyers"] = per_buyer(spark, Path(args.data), model, args.per_buyer)
-        result["per_buyer_s"] = time.perf_counter() - clock
+        # A first round pays the JVM's and the Python workers' warm-up (imports, model
+        # unpickling); then --warm-repeat rounds of the steady state of a session, each
+        # running the native aggregation, the Spark engine and the local engine (the same
+        # scoring work without Spark, both cores) one after the other: medians.
+        runs: dict[str, list[float]] = {"native": [], "bucketed": [], "local": []}
+        for _ in range(1 + args.warm_repeat):
+            clock = time.perf_counter()
+            result["native_rows"] = native_counts(spark, Path(args.data))
+            runs["native"].append(time.perf_counter() - clock)
+            clock = time.perf_counter()
+            summary = score_spark(args.data, model, AS_OF, out=out)
+            runs["bucketed"].append(time.perf_counter() - clock)
+            clock = time.perf_counter()
+            score_local(args.data, model, AS_OF, out=out.with_name(out.stem + "-local.parquet"))
+            runs["local"].append(time.perf_counter() - clock)
+        for way, seconds in runs.items():
+            result[f"{way}_s"] = seconds[0]
+            result[f"{way}_warm_s"] = statistics.median(seconds[1:])
+            result[f"{way}_all_s"] = seconds
+        result["buckets"] = summary["partitions"]
+        result["scored"] = summary["scored_buyers"]
+        if args.per_buyer:
+            clock = time.perf_counter()
+            result["per_buyer_buyers"] = per_buyer(spark, Path(args.data), model, args.per_buyer)
+            result["per_buyer_s"] = time.perf_counter() - clock
     result["peak_rss_mb"] = peak_rss_mb() + _jvm_peak_mb(spark)
     emit_result(result)
     spark.stop()
@@ -289,7 +299,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     models = {"lightgbm": plain, "compiled": compiled, "reference": compiled}
     code = {"reference": {"PYTHONPATH": str(reference_src(args.ref))}} if args.ref else {}
     sizes = sorted(args.sizes)
-    exports = {n: export_dir(n) for n in sorted({*sizes, COMPARE_BUYERS})}
+    wanted = {*args.compare_sizes} | (set() if args.compare_only else set(sizes))
+    exports = {n: export_dir(n) for n in sorted(wanted)}
     rows = {n: interaction_rows(folder) for n, folder in exports.items()}
     work = CACHE / "score-out"
     work.mkdir(parents=True, exist_ok=True)
@@ -337,16 +348,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": _machine(),
         "repeat": args.repeat,
     }
-    report["local"] = [r for n in sizes for r in compared("local", n)]
-    largest = sizes[-1]
-    report["local_reasons"] = []
-    if args.reasons and _reasons_available():
-        report["local_reasons"] = compared("local", largest, reasons=args.reasons)
-    elif args.reasons:
-        report["reasons_note"] = "stageml.explain.reasons.reason_codes not importable: skipped"
-    report["spark"] = [] if args.skip_spark else [measure("spark", largest)]
+    report["local"], report["local_reasons"], report["spark"] = [], [], []
+    if not args.compare_only:
+        report["local"] = [r for n in sizes for r in compared("local", n)]
+        if args.reasons and _reasons_available():
+            report["local_reasons"] = compared("local", sizes[-1], reasons=args.reasons)
+        elif args.reasons:
+            report["reasons_note"] = "stageml.explain.reasons.reason_codes not importable: skipped"
+        report["spark"] = [] if args.skip_spark else [measure("spark", sizes[-1])]
     report["compare"] = (
-        None if args.skip_spark else measure("compare", COMPARE_BUYERS, per_buyer=args.per_buyer)
+        []
+        if args.skip_spark
+        else [
+            measure(
+                "compare",
+                n,
+                per_buyer=args.per_buyer if n == COMPARE_BUYERS else 0,
+                warm_repeat=args.warm_repeat,
+            )
+            for n in args.compare_sizes
+        ]
     )
     report["tables"] = tables(report)
     print("\n" + report["tables"])
@@ -407,7 +428,7 @@ def tables(report: dict[str, Any]) -> str:
         ],
         numeric=range(2, 11),
     )
-    out = [f"### Scoring engines (median of {report.get('repeat', 1)})\n", first]
+    out = [f"### Scoring engines (median of {report.get('repeat', 1)})\n", first] if local else []
     local_compiled = {
         r["buyers"]: r.get("seconds") for r in report["local"] if r.get("path") == "compiled"
     }
@@ -417,32 +438,54 @@ def tables(report: dict[str, Any]) -> str:
                 f"\nSpark overhead on {r['buyers']:,} buyers: "
                 f"{r['seconds'] / local_compiled[r['buyers']]:.2f}x the local engine (target 1.3x)"
             )
-    compare = report.get("compare")
-    if compare and "bucketed_s" in compare:
-        n, done = compare["buyers"], compare["per_buyer_buyers"]
-        per_buyer_full = compare["per_buyer_s"] / max(done, 1) * n
-        compare["per_buyer_extrapolated_s"] = per_buyer_full
-        bucketed = compare["bucketed_s"]
-        warm = (
-            [
-                [
-                    "score_spark, second run in the session",
-                    f"{compare['bucketed_warm_s']:.1f}",
-                    f"{compare['bucketed_warm_s'] / bucketed:.2f}x",
-                    f"Python workers warm; native agg second run {compare['native_warm_s']:.1f} s: "
-                    f"{compare['bucketed_warm_s'] / compare['native_warm_s']:.1f}x",
-                ],
-                [
-                    "local engine (same export, no Spark)",
-                    f"{compare['local_s']:.1f}",
-                    f"{compare['local_s'] / bucketed:.2f}x",
-                    "the scoring work itself: staging, validation, features, models",
-                ],
-            ]
-            if "bucketed_warm_s" in compare
-            else []
-        )
+    compares = report.get("compare") or []
+    done = [c for c in compares if "bucketed_warm_s" in c]
+    if done:
         out += [
+            "\n### Spark engine against the local engine, one session (local[2]; target 1.3x)\n",
+            markdown_table(
+                [
+                    "buyers",
+                    "interactions",
+                    "buckets",
+                    "Spark warm s",
+                    "local s",
+                    "Spark / local",
+                    "Spark first run s",
+                    "rounds",
+                ],
+                [
+                    [
+                        f"{c['buyers']:,}",
+                        f"{c['interactions']:,}",
+                        c["buckets"],
+                        f"{c['bucketed_warm_s']:.1f}",
+                        f"{c['local_warm_s']:.1f}",
+                        f"{c['bucketed_warm_s'] / c['local_warm_s']:.2f}x",
+                        f"{c['bucketed_s']:.1f}",
+                        f"median of {len(c['bucketed_all_s']) - 1}",
+                    ]
+                    for c in done
+                ],
+                numeric=range(6),
+            ),
+        ]
+    out += [_layouts(c) for c in done if "per_buyer_s" in c]
+    out += [f"\nSpark comparison: {c.get('error')}" for c in compares if c not in done]
+    if report.get("reasons_note"):
+        out.append(f"\n{report['reasons_note']}")
+    return "\n".join(out)
+
+
+def _layouts(compare: dict[str, Any]) -> str:
+    """The Spark layouts table of one comparison (the per-buyer one is extrapolated)."""
+    n, done = compare["buyers"], compare["per_buyer_buyers"]
+    per_buyer_full = compare["per_buyer_s"] / max(done, 1) * n
+    compare["per_buyer_extrapolated_s"] = per_buyer_full
+    bucketed, warm = compare["bucketed_s"], compare["bucketed_warm_s"]
+    native_warm = compare["native_warm_s"]
+    return "\n".join(
+        [
             f"\n### Spark layouts on {compare['interactions']:,} interactions "
             f"({n:,} buyers, local[2], one session)\n",
             markdown_table(
@@ -467,16 +510,24 @@ def tables(report: dict[str, Any]) -> str:
                         f"{bucketed / compare['native_s']:.1f}x faster",
                         f"{compare['native_rows']:,} buyers; 4 counts only",
                     ],
-                    *warm,
+                    [
+                        "score_spark, warm (median)",
+                        f"{warm:.1f}",
+                        f"{warm / bucketed:.2f}x",
+                        f"Python workers warm; native agg warm {native_warm:.1f} s: "
+                        f"{warm / native_warm:.1f}x",
+                    ],
+                    [
+                        "local engine (same export, no Spark; median)",
+                        f"{compare['local_warm_s']:.1f}",
+                        f"{compare['local_warm_s'] / bucketed:.2f}x",
+                        "the scoring work itself: staging, validation, features, models",
+                    ],
                 ],
                 numeric=(1,),
             ),
         ]
-    elif compare:
-        out.append(f"\nSpark layouts: {compare.get('error')}")
-    if report.get("reasons_note"):
-        out.append(f"\n{report['reasons_note']}")
-    return "\n".join(out)
+    )
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -539,6 +590,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per path (median)")
     parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument(
+        "--compare-sizes",
+        type=int,
+        nargs="+",
+        default=[COMPARE_BUYERS],
+        help="exports (buyers) of the one-session Spark comparison; per-buyer only at 20,000",
+    )
+    parser.add_argument(
+        "--warm-repeat", type=int, default=3, help="steady-state rounds of the comparison (median)"
+    )
+    parser.add_argument(
+        "--compare-only", action="store_true", help="only the one-session Spark comparison"
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--child", choices=["local", "spark", "compare"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -565,7 +629,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     report = run(args)
-    out = RESULTS / ("score.quick.json" if args.quick else "score.json")
+    name = "score.compare" if args.compare_only else "score.quick" if args.quick else "score"
+    out = RESULTS / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwrote {out.relative_to(HERE.parent)}")

@@ -177,16 +177,33 @@ def test_parquet_rows_are_numbered_from_the_file(spark: object, tmp_path: Path) 
     assert total == 2500
     assert got["_source_row"].tolist() == list(range(1, 2501))
 
+    # A table written by Spark is a folder of part files (and a _SUCCESS marker); the
+    # count read from the footers covers every part and skips the marker.
+    folder = tmp_path / "written.parquet"
+    spark.createDataFrame(frame).repartition(3).write.parquet(str(folder))  # type: ignore[attr-defined]
+    assert (folder / "_SUCCESS").exists()
+    assert _read_numbered(spark, folder)[1] == 2500  # type: ignore[arg-type]
+
 
 def test_each_bucket_gets_its_own_task(spark: object) -> None:
     # The shuffle behind groupBy sends key k to partition pmod(hash(k), n): with keys
     # 0..n-1 buckets would share tasks (and be scored one after the other).
     from pyspark import TaskContext
+    from pyspark.sql import functions as F
 
-    from stageml.scoring.spark import BUCKET, _bucket_keys, job_settings
+    from stageml.scoring.spark import BUCKET, _bucket_keys, _spark_hash_long, job_settings
+
+    # The keys are found with a Python copy of Spark's hash of a long: it must agree.
+    values = [0, 1, -1, 42, 2**31, -(2**31) - 5, 2**40 + 7, 2**63 - 1, -(2**63), *range(2, 300)]
+    hashed = spark.createDataFrame([(v,) for v in values], "v long").select(  # type: ignore[attr-defined]
+        "v", F.hash("v").alias("h")
+    )
+    assert {r["v"]: _spark_hash_long(r["v"]) for r in hashed.collect()} == {
+        r["v"]: r["h"] for r in hashed.collect()
+    }
 
     n = 7
-    keys = _bucket_keys(spark, n)  # type: ignore[arg-type]
+    keys = _bucket_keys(n)
     rows = pd.DataFrame({BUCKET: [k for k in keys for _ in range(3)]})
     frame = spark.createDataFrame(rows)  # type: ignore[attr-defined]
 
@@ -201,6 +218,17 @@ def test_each_bucket_gets_its_own_task(spark: object) -> None:
     assert dict(zip(placed[BUCKET], placed["task"], strict=True)) == {
         k: i for i, k in enumerate(keys)
     }
+
+
+def test_bucket_count_fills_whole_waves_of_tasks() -> None:
+    from stageml.scoring.spark import bucket_count
+
+    # 12.4M rows at 1M per bucket: 13 buckets would leave a core idle in the last wave.
+    assert bucket_count(12_399_720, 1_000_000, 2) == 14
+    assert bucket_count(990_821, 1_000_000, 2) == 2  # one bucket per core at least
+    assert bucket_count(49_565_393, 1_000_000, 2) == 50
+    assert bucket_count(3_000_001, 1_000_000, 8) == 8
+    assert bucket_count(0, 1_000_000, 2) == 2
 
 
 @pytest.mark.usefixtures("spark")

@@ -8,8 +8,8 @@ one Python call, so each call handles thousands of buyers, not one.
 A bucket returns a single row holding its pickled :class:`~stageml.scoring.local.PartitionResult`
 (scores, rejects, input counts, drift sample). One payload keeps the four parts of a
 bucket together and lets the schema follow ``score_tables`` (reason columns included)
-instead of restating it here. The driver pulls buckets one at a time
-(``toLocalIterator``) and appends them with the local engine's writer, so the scores file
+instead of restating it here. The driver pulls buckets one at a time (``toLocalIterator``,
+prefetching the next) and appends them with the local engine's writer, so the scores file
 appears only when every bucket succeeded, exactly as with ``--engine local``.
 
 Row numbers in rejects: Parquet files carry them (``_metadata.row_index``). A CSV file has
@@ -66,6 +66,7 @@ _JOB_SETTINGS = {"spark.sql.adaptive.coalescePartitions.enabled": "false"}
 _SHUFFLE = "spark.sql.shuffle.partitions"
 # One unpickled model per Python worker process, keyed by the hash of its bytes.
 _MODELS: dict[str, StageModel] = {}
+_U32 = 0xFFFFFFFF
 
 
 def spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8) -> SparkSession:
@@ -136,7 +137,8 @@ def score_spark(
         Spark master; ignored when a SparkSession is already active.
     buckets
         Number of buyer buckets; default: enough to keep ``features.partition_rows``
-        interactions per bucket, and at least the session's default parallelism.
+        interactions per bucket, rounded up to a multiple of the session's default
+        parallelism (:func:`bucket_count`).
 
     Returns
     -------
@@ -159,9 +161,8 @@ def score_spark(
     try:
         tables = {name: _read_numbered(spark, path) for name, path in sources.items()}
         total = tables["interactions"][1]
-        n = buckets or max(
-            spark.sparkContext.defaultParallelism,
-            math.ceil(total / model.params.features.partition_rows),
+        n = buckets or bucket_count(
+            total, model.params.features.partition_rows, spark.sparkContext.defaultParallelism
         )
         with job_settings(spark, n):
             payloads = _bucket_results(
@@ -198,6 +199,15 @@ def score_spark(
     return finish_run(run, parts, model, n)
 
 
+def bucket_count(rows: int, partition_rows: int, cores: int) -> int:
+    """Buckets of at most ``partition_rows`` interactions, in a whole number of waves of tasks.
+
+    Rounded up to a multiple of ``cores``: 13 buckets on 2 cores run in 7 waves, the last
+    with one core idle; 14 smaller ones take the same 7 waves, each shorter.
+    """
+    return cores * max(1, math.ceil(math.ceil(rows / partition_rows) / cores))
+
+
 @contextmanager
 def job_settings(spark: SparkSession, n: int) -> Iterator[None]:
     """Run the scoring job with ``n`` shuffle partitions and no coalescing of them.
@@ -229,9 +239,12 @@ def _read_numbered(spark: SparkSession, path: Path) -> tuple[DataFrame, int]:
     from pyspark.sql import functions as F
 
     if path.suffix != ".csv":
+        import pyarrow.dataset as ds
+
         frame = spark.read.parquet(str(path))
         numbered = frame.select("*", (F.col("_metadata.row_index") + 1).alias(SOURCE_ROW))
-        return numbered, frame.count()  # from the footers: no data is read
+        # Counted from the footers on the driver: a Spark count is a job (~0.5 s warm).
+        return numbered, ds.dataset(str(path), format="parquet").count_rows()
     # The separator of read_table (sniffed from the header); Spark's default PERMISSIVE
     # mode already applies its ragged-row rule (extra fields dropped, missing ones null).
     frame = spark.read.csv(str(path), header=True, inferSchema=False, sep=csv_header(path)[0])
@@ -272,7 +285,7 @@ def _bucket_results(
     key = hashlib.sha256(blob).hexdigest()
     shared = spark.sparkContext.broadcast(blob)
     # Long keys, as the shuffle hashes a long differently from an int.
-    keys = F.array(*[F.lit(k).cast("long") for k in _bucket_keys(spark, n)])
+    keys = F.array(*[F.lit(k).cast("long") for k in _bucket_keys(n)])
     bucketed = {
         name: frame.withColumn(
             BUCKET,
@@ -323,38 +336,50 @@ def _bucket_results(
         done = grouped.applyInPandas(alone, schema)
     # toLocalIterator computes one partition per job, one after the other: the buckets
     # would be scored serially. Materialise them in parallel first (on disk, so the
-    # driver's memory never holds more than one bucket), then stream them in order.
+    # driver's memory holds at most two buckets), then stream them in order, the next
+    # one fetched while the driver writes the current one.
     done = done.persist(StorageLevel.DISK_ONLY)
     try:
         done.count()
-        for row in done.toLocalIterator():
+        for row in done.toLocalIterator(prefetchPartitions=True):
             yield pickle.loads(row["payload"])  # noqa: S301 - our own workers' output
     finally:
         done.unpersist()
         shared.unpersist()
 
 
-def _bucket_keys(spark: SparkSession, n: int) -> list[int]:
+def _bucket_keys(n: int) -> list[int]:
     """One grouping key per shuffle partition: key ``k`` lands in partition ``k``.
 
     The shuffle behind ``groupBy(bucket)`` sends a key to partition
     ``pmod(hash(key), n)``; with keys 0..n-1 several buckets share a partition (and its
     task scores them one after the other) while other partitions stay empty. Picking, for
     each partition, the first integer Spark's own hash sends there spreads the buckets one
-    per task.
+    per task. The hash is computed here (no Spark job: ~n ln n integers are tried).
     """
-    from pyspark.sql import functions as F
-
     keys: dict[int, int] = {}
-    start = 0
-    while len(keys) < n:  # each pass tries 8n integers; ~n ln n are needed in all
-        hashed = spark.range(start, start + 8 * n).select(
-            "id", F.pmod(F.hash("id"), F.lit(n)).alias("part")
-        )
-        for row in sorted(hashed.collect()):
-            keys.setdefault(int(row["part"]), int(row["id"]))
-        start += 8 * n
+    candidate = 0
+    while len(keys) < n:
+        keys.setdefault(_spark_hash_long(candidate) % n, candidate)  # Python's % is pmod
+        candidate += 1
     return [keys[k] for k in range(n)]
+
+
+def _spark_hash_long(value: int) -> int:
+    """Spark's ``hash()`` of a long: Murmur3 x86 32-bit, seed 42, as a signed 32-bit int."""
+
+    def mix(h1: int, k1: int) -> int:
+        k1 = (k1 * 0xCC9E2D51) & _U32
+        k1 = ((k1 << 15) | (k1 >> 17)) & _U32
+        h1 ^= (k1 * 0x1B873593) & _U32
+        h1 = ((h1 << 13) | (h1 >> 19)) & _U32
+        return (h1 * 5 + 0xE6546B64) & _U32
+
+    h1 = mix(mix(42, value & _U32), (value >> 32) & _U32) ^ 8  # 8: the input's byte length
+    h1 = ((h1 ^ (h1 >> 16)) * 0x85EBCA6B) & _U32
+    h1 = ((h1 ^ (h1 >> 13)) * 0xC2B2AE35) & _U32
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 >= 1 << 31 else h1
 
 
 def _score_bucket(
