@@ -211,10 +211,11 @@ def native_counts(spark: Any, folder: Path) -> int:
 def per_buyer(spark: Any, folder: Path, model: Any, limit: int) -> int:
     """The naive layout: one ``score_tables`` call per buyer, on the first ``limit`` buyers."""
     import pandas as pd
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
     from stageml.data.validate import SOURCE_ROW  # noqa: F401 - carried by _read_numbered
-    from stageml.scoring.spark import _from_spark, _read_numbered, _score_bucket
+    from stageml.scoring.spark import _read_numbered, _score_bucket, spark_frame
 
     sources = {name: str(folder / f"{name}.parquet") for name in ("interactions", "buyers")}
     # Only buyers with an interaction before the instant: a group with nothing to score
@@ -231,15 +232,11 @@ def per_buyer(spark: Any, folder: Path, model: Any, limit: int) -> int:
         name: _read_numbered(spark, Path(path))[0].join(ids, "buyer_id", "left_semi")
         for name, path in sources.items()
     }
-    columns = {name: frame.columns for name, frame in tables.items()}
     blob = spark.sparkContext.broadcast(pickle.dumps(model))
     as_of = pd.Timestamp(AS_OF)
 
-    def one(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
-        frames = {
-            "interactions": _from_spark(left, columns["interactions"]),
-            "buyers": _from_spark(right, columns["buyers"]),
-        }
+    def one(left: pa.Table, right: pa.Table) -> pa.Table:
+        frames = {"interactions": spark_frame(left), "buyers": spark_frame(right)}
         result = _score_bucket(
             frames,
             _cached(blob.value),
@@ -249,13 +246,13 @@ def per_buyer(spark: Any, folder: Path, model: Any, limit: int) -> int:
             reasons=0,
             sample_rows=1,
         )
-        return pd.DataFrame({"n": [len(result.scores)]})
+        return pa.table({"n": [len(result.scores)]})
 
     done = (
         tables["interactions"]
         .groupBy("buyer_id")
         .cogroup(tables["buyers"].groupBy("buyer_id"))
-        .applyInPandas(one, "n long")
+        .applyInArrow(one, "n long")
     )
     return int(done.agg(F.sum("n")).collect()[0][0] or 0)
 
