@@ -186,9 +186,8 @@ def test_parquet_rows_are_numbered_from_the_file(spark: object, tmp_path: Path) 
 
 
 def test_each_bucket_gets_its_own_task(spark: object) -> None:
-    # The shuffle behind repartition(n, bucket) sends key k to partition pmod(hash(k), n):
-    # with keys 0..n-1 buckets would share tasks (and be scored one after the other).
-    import pyarrow as pa
+    # The shuffle behind groupBy sends key k to partition pmod(hash(k), n): with keys
+    # 0..n-1 buckets would share tasks (and be scored one after the other).
     from pyspark import TaskContext
     from pyspark.sql import functions as F
 
@@ -208,58 +207,66 @@ def test_each_bucket_gets_its_own_task(spark: object) -> None:
     rows = pd.DataFrame({BUCKET: [k for k in keys for _ in range(3)]})
     frame = spark.createDataFrame(rows)  # type: ignore[attr-defined]
 
-    def where(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        task = TaskContext.get().partitionId()  # type: ignore[union-attr]
-        for batch in batches:
-            yield pa.record_batch({BUCKET: batch.column(BUCKET), "task": [task] * len(batch)})
+    def where(group: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(
+            {BUCKET: [group[BUCKET].iloc[0]], "task": [TaskContext.get().partitionId()]}
+        )  # type: ignore[union-attr]
 
     with job_settings(spark, n):  # type: ignore[arg-type]
-        placed = frame.repartition(n, BUCKET).mapInArrow(where, f"{BUCKET} long, task long")
-        placed = placed.toPandas().drop_duplicates()
+        placed = frame.groupBy(BUCKET).applyInPandas(where, f"{BUCKET} long, task int").toPandas()
     assert sorted(placed["task"]) == list(range(n))
     assert dict(zip(placed[BUCKET], placed["task"], strict=True)) == {
         k: i for i, k in enumerate(keys)
     }
 
 
-def test_split_buckets_gives_each_table_back_in_file_order() -> None:
-    # One partition of the union: two tables under positional column names, rows in
-    # shuffle order, and (never expected, but handled) two buckets.
+def test_bucket_frames_give_each_table_back_in_file_order() -> None:
+    # One bucket's cogrouped rows: the interactions in shuffle order on the left, the
+    # buyers and the stage history sharing the right side under a table tag.
     import pyarrow as pa
 
-    from stageml.scoring.spark import BUCKET, TABLE, split_buckets
+    from stageml.scoring.spark import BUCKET, TABLE, bucket_frames
 
     utc = pa.timestamp("us", tz="UTC")
-    union = pa.table(
+    left = pa.table(
         {
-            TABLE: pa.array([0, 1, 0, 0, 1, 0, 1], pa.int8()),
-            BUCKET: pa.array([5, 5, 5, 9, 5, 5, 11], pa.int64()),
-            "_0_0": ["B2", None, "B1", "B9", None, "B2", None],
-            "_0_1": pa.array([3_000_000, None, 1_000_000, 0, None, 2_000_000, None], utc),
-            "_0_2": pa.array([7, None, 2, 1, None, 4, None], pa.int64()),
-            "_1_0": [None, "B2", None, None, "B1", None, "B7"],
-            "_1_1": pa.array([None, 40, None, None, None, None, 3], pa.int64()),
-            "_1_2": pa.array([None, 3, None, None, 2, None, 1], pa.int64()),
+            "buyer_id": ["B2", "B1", "B2"],
+            "occurred_at": pa.array([3_000_000, 1_000_000, 2_000_000], utc),
+            "_source_row": pa.array([7, 2, 4], pa.int64()),
+            BUCKET: pa.array([5, 5, 5], pa.int64()),
+        }
+    )
+    right = pa.table(
+        {
+            "buyer_id": ["B2", "B1", "B1"],
+            "employees": pa.array([40, None, None], pa.int64()),
+            "_source_row": pa.array([3, 2, 1], pa.int64()),
+            BUCKET: pa.array([5, 5, 5], pa.int64()),
+            TABLE: ["buyers", "buyers", "stage_history"],
+            "stage": [None, None, "evaluating"],
         }
     )
     columns = {
         "interactions": ["buyer_id", "occurred_at", "_source_row"],
         "buyers": ["buyer_id", "employees", "_source_row"],
+        "stage_history": ["buyer_id", "stage", "_source_row"],
     }
-    got = dict(split_buckets(union, columns))
+    frames = bucket_frames(left, right, columns)
 
-    assert sorted(got) == [5, 9]  # bucket 11 has a buyer row but no interaction: skipped
-    five = got[5]
-    assert list(five["interactions"].columns) == columns["interactions"]
-    assert five["interactions"]["_source_row"].tolist() == [2, 4, 7]  # file order
-    assert five["interactions"]["buyer_id"].tolist() == ["B1", "B2", "B2"]
-    assert str(five["interactions"]["buyer_id"].dtype) == "string"
-    assert five["interactions"]["occurred_at"].dtype == "datetime64[us]"  # naive UTC
-    assert five["interactions"]["occurred_at"].iloc[0] == pd.Timestamp("1970-01-01 00:00:01")
-    assert five["buyers"]["buyer_id"].tolist() == ["B1", "B2"]
-    assert five["buyers"]["employees"].isna().tolist() == [True, False]
-    assert got[9]["interactions"]["buyer_id"].tolist() == ["B9"]
-    assert got[9]["buyers"].empty and list(got[9]["buyers"].columns) == columns["buyers"]
+    interactions, buyers = frames["interactions"], frames["buyers"]
+    assert {name: list(frame.columns) for name, frame in frames.items()} == columns
+    assert interactions["_source_row"].tolist() == [2, 4, 7]  # file order
+    assert interactions["buyer_id"].tolist() == ["B1", "B2", "B2"]
+    assert str(interactions["buyer_id"].dtype) == "string"  # the local engine's dtypes
+    assert interactions["occurred_at"].dtype == "datetime64[us]"  # naive UTC
+    assert interactions["occurred_at"].iloc[0] == pd.Timestamp("1970-01-01 00:00:01")
+    assert buyers["buyer_id"].tolist() == ["B1", "B2"]
+    assert buyers["employees"].isna().tolist() == [True, False]
+    assert frames["stage_history"]["stage"].tolist() == ["evaluating"]
+    # An export of interactions alone: no right side.
+    assert list(bucket_frames(left, None, {"interactions": columns["interactions"]})) == [
+        "interactions"
+    ]
 
 
 def test_bucket_count_fills_whole_waves_of_tasks() -> None:
@@ -277,7 +284,7 @@ def test_bucket_count_fills_whole_waves_of_tasks() -> None:
 def test_spark_scores_a_stage_aware_model_like_local(
     exit_export_dir: Path, exit_trained: TrainingResult, tmp_path: Path
 ) -> None:
-    # Three tables share one shuffle, told apart by a tag, their columns kept apart.
+    # The buyers and the stage history share the cogroup's right side, told apart by a tag.
     model, as_of = exit_trained.model, pd.Timestamp("2026-05-01")
     score_local(exit_export_dir, model, as_of, out=tmp_path / "local.parquet", reasons=1)
     score_spark(exit_export_dir, model, as_of, out=tmp_path / "spark.parquet", buckets=3, reasons=1)

@@ -1,10 +1,9 @@
 """Batch scoring on Spark: the local engine's unit of work, run per bucket of buyers.
 
 Buyers are hashed into buckets (``pmod(xxhash64(trim(buyer_id)), n)``: trimmed like the
-validator, so one buyer's rows never split across buckets). The tables go through one
-shuffle together, bucket *k* to partition *k*, and each bucket goes through
-:func:`stageml.scoring.local.score_tables` in one Python call, so each call handles
-thousands of buyers, not one.
+validator, so one buyer's rows never split across buckets). Interactions and buyers are
+cogrouped by bucket and each bucket goes through :func:`stageml.scoring.local.score_tables` in
+one Python call, so each call handles thousands of buyers, not one.
 
 A bucket returns a single row holding its pickled :class:`~stageml.scoring.local.PartitionResult`
 (scores, rejects, input counts, drift sample). One payload keeps the four parts of a
@@ -64,7 +63,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 BUCKET = "_bucket"
-TABLE = "_table"  # which table a row of the union came from (its position in the tables)
+TABLE = "_table"  # which table a row of the cogroup's shared right side came from
 # Runtime settings for the scoring job; an active session gets its own values back after.
 _JOB_SETTINGS = {"spark.sql.adaptive.coalescePartitions.enabled": "false"}
 _SHUFFLE = "spark.sql.shuffle.partitions"
@@ -281,13 +280,7 @@ def _bucket_results(
     reasons: int,
     sample_rows: int,
 ) -> Iterator[PartitionResult]:
-    """Run ``score_tables`` once per bucket on the workers; yield results one bucket at a time.
-
-    The tables travel as one union (one shuffle, each row tagged with its table and its
-    columns under positional names, so tables' same-named columns never meet) repartitioned
-    by bucket and handed to Python whole with ``mapInArrow``. A ``cogroup`` did the same
-    with a shuffle per side and a sort of every partition by a key that is constant in it.
-    """
+    """Run ``score_tables`` once per bucket on the workers; yield results one bucket at a time."""
     from pyspark import StorageLevel, TaskContext
     from pyspark.sql import functions as F
 
@@ -300,36 +293,37 @@ def _bucket_results(
         keys,
         (F.pmod(F.xxhash64(F.trim(F.col("buyer_id").cast("string"))), F.lit(n)) + 1).cast("int"),
     )
+    bucketed = {name: frame.withColumn(BUCKET, bucket) for name, frame in tables.items()}
     columns = {name: frame.columns for name, frame in tables.items()}
-    parts = [
-        frame.select(
-            F.lit(tag).cast("byte").alias(TABLE),
-            bucket.alias(BUCKET),
-            *[
-                F.col(_quoted(c)).alias(slot)
-                for c, slot in zip(frame.columns, _slots(tag, len(frame.columns)), strict=True)
-            ],
-        )
-        for tag, frame in enumerate(tables.values())
-    ]
-    union = parts[0]
-    for part in parts[1:]:
-        union = union.unionByName(part, allowMissingColumns=True)
     settings = {"as_of": as_of, "sources": sources, "reasons": reasons, "sample_rows": sample_rows}
+    schema = f"{BUCKET} long, payload binary"
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        received = list(batches)
-        if not received:
-            return
+    def run(left: pa.Table, right: pa.Table | None = None) -> pa.Table:
+        if not len(left):
+            return pa.table(
+                {BUCKET: pa.array([], pa.int64()), "payload": pa.array([], pa.binary())}
+            )
+        number = left.column(BUCKET)[0].as_py()
+        frames = bucket_frames(left, right, columns)
         context = TaskContext.get()  # always set inside a task
         threads = context.cpus() if context is not None else 1
-        for number, frames in split_buckets(pa.Table.from_batches(received), columns):
-            result = _score_bucket(
-                frames, _model(key, shared.value), bucket=number, threads=threads, **settings
-            )
-            yield pa.record_batch({BUCKET: [number], "payload": [pickle.dumps(result)]})
+        result = _score_bucket(
+            frames, _model(key, shared.value), bucket=number, threads=threads, **settings
+        )
+        return pa.table({BUCKET: [number], "payload": [pickle.dumps(result)]})
 
-    done = union.repartition(n, BUCKET).mapInArrow(run, f"{BUCKET} long, payload binary")
+    grouped = bucketed["interactions"].groupBy(BUCKET)
+    # A cogroup takes two sides: the buyers and the stage history share the right one,
+    # told apart by a table tag (their other columns differ; each keeps its own).
+    named = [name for name in ("buyers", "stage_history") if name in bucketed]
+    if named:
+        right = bucketed[named[0]].withColumn(TABLE, F.lit(named[0]))
+        for name in named[1:]:
+            tagged = bucketed[name].withColumn(TABLE, F.lit(name))
+            right = right.unionByName(tagged, allowMissingColumns=True)
+        done = grouped.cogroup(right.groupBy(BUCKET)).applyInArrow(run, schema)
+    else:
+        done = grouped.applyInArrow(run, schema)
     # toLocalIterator computes one partition per job, one after the other: the buckets
     # would be scored serially. Materialise them in parallel first (on disk, so the
     # driver's memory holds at most two buckets), then stream them in order, the next
@@ -344,40 +338,30 @@ def _bucket_results(
         shared.unpersist()
 
 
-def split_buckets(
-    union: pa.Table, columns: Mapping[str, list[str]]
-) -> Iterator[tuple[int, dict[str, pd.DataFrame]]]:
-    """Split a partition of the union into each bucket's tables, as the local engine reads them.
+def bucket_frames(
+    left: pa.Table, right: pa.Table | None, columns: Mapping[str, list[str]]
+) -> dict[str, pd.DataFrame]:
+    """Turn a bucket's cogrouped rows into its tables, as the local engine reads them.
 
-    ``columns`` gives each table's column names in order (the union's ``_table`` tag is
-    the table's position in it). Each table gets its own columns under their names, its
-    rows in file order (``_source_row``: validation keeps the first of repeated rows) and
-    the local engine's dtypes (contract strings, naive UTC timestamps). A partition holds
-    one bucket; should it ever hold more, each is split out and scored on its own. A
-    bucket without interaction rows has no buyer to score and is skipped.
+    ``left`` holds the interactions, ``right`` the other tables' rows, told apart by their
+    ``_table`` tag. Each table gets its own ``columns``, its rows in file order
+    (``_source_row``: validation keeps the first of repeated rows, and the shuffle does
+    not keep file order) and the local engine's dtypes (contract strings, naive UTC
+    timestamps).
     """
-    tags = union.column(TABLE).to_numpy()
-    numbers = union.column(BUCKET).to_numpy()
-    for number in np.unique(numbers).tolist():
-        mine = numbers == number
-        frames: dict[str, pd.DataFrame] = {}
-        for tag, (name, names) in enumerate(columns.items()):
-            rows = np.flatnonzero(mine & (tags == tag))
-            table = union.select(_slots(tag, len(names))).take(pa.array(rows))
-            table = table.rename_columns(names)
-            order = np.argsort(table.column(SOURCE_ROW).to_numpy(), kind="stable")
-            frames[name] = spark_frame(table.take(pa.array(order)))
-        if len(frames["interactions"]):
-            yield int(number), frames
+    frames = {"interactions": _file_order(left, columns["interactions"])}
+    if right is None:  # an export of interactions alone
+        return frames
+    for name in [name for name in columns if name != "interactions"]:
+        mine = np.flatnonzero(right.column(TABLE).to_numpy(zero_copy_only=False) == name)
+        frames[name] = _file_order(right.take(pa.array(mine)), columns[name])
+    return frames
 
 
-def _slots(tag: int, count: int) -> list[str]:
-    """Positional names of a table's columns in the union (``_<tag>_<position>``)."""
-    return [f"_{tag}_{position}" for position in range(count)]
-
-
-def _quoted(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
+def _file_order(table: pa.Table, columns: list[str]) -> pd.DataFrame:
+    table = table.select(columns)
+    order = np.argsort(table.column(SOURCE_ROW).to_numpy(), kind="stable")
+    return spark_frame(table.take(pa.array(order)))
 
 
 def spark_frame(table: pa.Table) -> pd.DataFrame:
@@ -395,7 +379,7 @@ def spark_frame(table: pa.Table) -> pd.DataFrame:
 def _bucket_keys(n: int) -> list[int]:
     """One grouping key per shuffle partition: key ``k`` lands in partition ``k``.
 
-    The shuffle behind ``repartition(n, bucket)`` sends a key to partition
+    The shuffle behind ``groupBy(bucket)`` sends a key to partition
     ``pmod(hash(key), n)``; with keys 0..n-1 several buckets share a partition (and its
     task scores them one after the other) while other partitions stay empty. Picking, for
     each partition, the first integer Spark's own hash sends there spreads the buckets one
