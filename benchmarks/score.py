@@ -23,7 +23,7 @@ Tables:
    #15's overhead target, 1.3x): a first round, then ``--warm-repeat`` steady-state
    rounds, each running a native ``groupBy().agg`` of plain counts, the Spark engine and
    the local engine one after the other; medians of the steady rounds.
-4. On the 20,000-buyer export, also a per-buyer ``groupBy(buyer_id).applyInPandas``
+4. On the 20,000-buyer export, also a per-buyer ``groupBy(buyer_id).cogroup().applyInArrow``
    running the same ``score_tables`` per buyer (on the first ``--per-buyer`` buyers,
    extrapolated linearly per buyer; the table says so). ``--compare-only`` runs only 3-4.
 """
@@ -495,7 +495,7 @@ def _layouts(compare: dict[str, Any]) -> str:
                         f"{compare['buckets']} buckets, {compare['scored']:,} scored",
                     ],
                     [
-                        "groupBy(buyer_id).applyInPandas",
+                        "groupBy(buyer_id).cogroup().applyInArrow",
                         f"{per_buyer_full:.1f}",
                         f"{per_buyer_full / bucketed:.1f}x slower",
                         f"measured {compare['per_buyer_s']:.1f} s on {done:,} buyers, "
