@@ -446,18 +446,19 @@ def delay_summary(
 # Entries nest (booster prediction happens inside the fit, for calibration), so they
 # overlap and do not add up to the total.
 PROFILED = {
-    "build_snapshots (features + labels)": ("stageml/snapshots.py", "build_snapshots"),
-    "CalibratedLGBM.fit (boosting + calibration)": ("stageml/estimators.py", "fit"),
+    "build_snapshots (features + labels)": ("stageml/models/snapshots.py", "build_snapshots"),
+    "CalibratedLGBM.fit (boosting + calibration)": ("stageml/models/estimators.py", "fit"),
     "  lightgbm.train (boosting)": ("lightgbm/engine.py", "train"),
-    "  calibrator fit": ("stageml/estimators.py", "_fit_calibrators"),
-    "booster predict (valid + test, raw)": ("stageml/estimators.py", "predict_proba_raw"),
-    "calibrate (apply)": ("stageml/estimators.py", "calibrate"),
-    "logistic baseline fit": ("sklearn/pipeline.py", "fit"),
-    "logistic baseline predict": ("sklearn/pipeline.py", "predict_proba"),
-    "majority + rule predict": ("stageml/baselines.py", "predict_proba"),
-    "stage metrics": ("stageml/metrics.py", "stage_metrics"),
-    "inflection metrics": ("stageml/metrics.py", "inflection_metrics"),
-    "describe_data": ("stageml/train.py", "describe_data"),
+    "  calibrator fit": ("stageml/models/estimators.py", "_fit_calibrators"),
+    "booster predict (valid + test, raw)": ("stageml/models/estimators.py", "predict_proba_raw"),
+    "calibrate (apply)": ("stageml/models/estimators.py", "calibrate"),
+    # The logistic and count GBM baselines fit in a worker process on two or more cores
+    # (stageml.models.baselines.fit_in_background): only the wait for them shows here.
+    "waiting for the baselines' worker": ("concurrent/futures/_base.py", "result"),
+    "majority + rule predict": ("stageml/models/baselines.py", "predict_proba"),
+    "stage metrics": ("stageml/models/metrics.py", "stage_metrics"),
+    "inflection metrics": ("stageml/models/metrics.py", "inflection_metrics"),
+    "describe_data": ("stageml/models/description.py", "describe_data"),
 }
 
 

@@ -18,19 +18,22 @@ from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.explain.contributions import contributions
 from stageml.explain.reasons import reason_table
+from stageml.models import baselines
 from stageml.models.baselines import (
     MedianImputer,
     _signed_log1p,
     count_gbm_baseline,
+    fit_in_background,
+    fitted_probabilities,
     logistic_baseline,
 )
 from stageml.models.bundle import at_final_stage
 from stageml.models.choices import elapsed_columns
+from stageml.models.description import level_note
 from stageml.models.estimators import CalibratedLGBM, CenteredIsotonic
 from stageml.models.metrics import paired_bootstrap
 from stageml.models.train import (
     TrainingResult,
-    level_note,
     time_split,
     train,
 )
@@ -203,6 +206,28 @@ def test_multiclass_logistic_baseline_in_single_precision_finds_the_double_preci
     assert single[-1].coef_.dtype == np.float32 and double[-1].coef_.dtype == np.float64
     assert single[-1].n_iter_[0] < 300 and double[-1].n_iter_[0] < 300  # both converged
     np.testing.assert_allclose(single.predict_proba(X), double.predict_proba(X), atol=1e-4)
+
+
+def test_a_baseline_fitted_in_the_worker_gives_the_in_process_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Training fits the baselines in a worker process beside the boosters: the same
+    # probabilities as fitted here, and a failure surfaces from .result() either way.
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame(
+        {"a": rng.normal(size=1500), "c": pd.Categorical(rng.choice(["x", "y"], 1500))}
+    )
+    y = np.digitize(X["a"] + rng.normal(size=1500), [-0.5, 0.5])
+    logistic = logistic_baseline(X, n_classes=3)
+    direct = fitted_probabilities(clone(logistic), X, y, X.head(200))
+    np.testing.assert_array_equal(fit_in_background(logistic, X, y, X.head(200)).result(), direct)
+    monkeypatch.setattr(baselines, "free_threads", lambda: 1)  # one core: fitted here
+    np.testing.assert_array_equal(fit_in_background(logistic, X, y, X.head(200)).result(), direct)
+    for threads in (2, 1):
+        monkeypatch.setattr(baselines, "free_threads", lambda threads=threads: threads)
+        one_class = fit_in_background(logistic, X, np.zeros(len(X), int), X)
+        with pytest.raises(ValueError, match="class"):
+            one_class.result()
 
 
 def test_count_gbm_baseline_in_every_run_on_the_models_rows(trained: TrainingResult) -> None:

@@ -39,7 +39,8 @@ def train_command(
 ) -> None:
     """Backtest, calibrate, log to MLflow and register the stage + inflection model."""
     from stageml.data.io import write_json
-    from stageml.models.train import level_note, train
+    from stageml.models.description import level_note
+    from stageml.models.train import train
     from stageml.tactics.next_touch import export_trial
     from stageml.tracking.runs import log_training, resolve_tracking_uri
     from stageml.tracking.tables import metrics_table

@@ -7,10 +7,12 @@ a model that cannot beat them on its own backtest is not worth promoting.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib.externals.loky import get_reusable_executor
 from lightgbm import LGBMClassifier
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
@@ -155,17 +157,48 @@ def count_gbm_baseline(columns: list[str], *, random_state: int = 0) -> Pipeline
     """LightGBM with its default settings on the windowed activity counts only.
 
     What a data scientist writes in an afternoon without stageml: if the product cannot
-    beat it, its other features and its fitting are not paying for themselves.
+    beat it, its other features and its fitting are not paying for themselves. On one
+    thread: on the 20,000-buyer backtest's rows it fits as fast as on two (8.7 s against
+    9.6 s for the stage rows) with the same probabilities, and it fits beside the boosters.
     """
     counts = ColumnTransformer([("counts", "passthrough", count_columns(columns))])
     model = LGBMClassifier(
-        random_state=random_state,
-        deterministic=True,
-        force_row_wise=True,
-        n_jobs=free_threads(),
-        verbose=-1,
+        random_state=random_state, deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1
     )
     return make_pipeline(counts, model)
+
+
+def fitted_probabilities(
+    pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFrame
+) -> np.ndarray:
+    """Fit a baseline on ``(X, y)``; return its probabilities on ``X_test``.
+
+    A top-level function, so that training can run it in a worker (``fit_in_background``).
+    """
+    return np.asarray(fit_quietly(pipeline, X, y).predict_proba(X_test))
+
+
+def fit_in_background(
+    pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFrame
+) -> Future[np.ndarray]:
+    """Fit a baseline in a reusable worker process (here when there is one core).
+
+    The baselines are single-threaded (lbfgs and its preprocessing, the count GBM) while
+    the boosters use both cores, so on two or more cores they fit beside the boosters
+    instead of after them. The worker is loky's (scikit-learn already depends on it):
+    spawned once, reused by later fits, gone after 5 idle minutes; jobs run in the order
+    given. The numbers are the ones fitted in-process (one BLAS thread either way).
+    """
+    if free_threads() < 2:
+        done: Future[np.ndarray] = Future()
+        try:
+            done.set_result(fitted_probabilities(pipeline, X, y, X_test))
+        except Exception as error:  # noqa: BLE001 - raised by .result(), as from a worker
+            done.set_exception(error)
+        return done
+    executor = get_reusable_executor(max_workers=1, timeout=300)
+    future: Future[np.ndarray] = executor.submit(fitted_probabilities, pipeline, X, y, X_test)
+    return future
 
 
 def fit_quietly(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray) -> Pipeline:

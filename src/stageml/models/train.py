@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from stageml.config import BoosterConfig, Params
-from stageml.data.span import coincidence_rate, data_span, snapshot_dates
+from stageml.data.span import data_span, snapshot_dates
 from stageml.data.validate import Export
 from stageml.errors import StageMLError
 from stageml.features.drift import fit_reference
@@ -28,11 +29,12 @@ from stageml.models.baselines import (
     LastActivityRule,
     MajorityBaseline,
     count_gbm_baseline,
-    fit_quietly,
+    fit_in_background,
     logistic_baseline,
 )
 from stageml.models.bundle import StageModel, at_final_stage, in_exit
 from stageml.models.choices import behaviour_only, elapsed_columns, linear_columns, recency
+from stageml.models.description import describe_data
 from stageml.models.estimators import CalibratedLGBM, Calibration
 from stageml.models.hazard import fit_hazard, horizon_metrics
 from stageml.models.metrics import (
@@ -248,6 +250,9 @@ def fit(
     ]
     if params.exits:
         tasks.append(("exit", "exit", 2, params.train.inflection))
+    # Each task's test labels and rows, and its candidates' test probabilities: the
+    # product's now, the baselines' as they arrive from the worker (after every booster).
+    backtest: dict[str, tuple[np.ndarray, pd.Index, dict[str, Any]]] = {}
     for task, label, n_classes, config in tasks:
         say(f"training the {task} model")
         X, y = rows("train", label)
@@ -266,7 +271,23 @@ def fit(
                 f"the {task} model has too few labeled rows ({len(Xm)} train, {len(Xt)} test) "
                 "or a single class. Fix: use a larger export or check stage_history"
             )
-        model = _booster(config, params, n_classes, task, columns).fit(
+        model = _booster(config, params, n_classes, task, columns)
+        # The baselines read what the model reads (the stage model: behaviour, not the
+        # record); the count GBM, the rows and labels the product's model learned from
+        # (with the refit, the validation period's too).
+        ignored = list(model.ignored_columns or ())
+        Xb, Xtb = X.drop(columns=ignored), Xt.drop(columns=ignored)
+        yardsticks = {
+            "baseline_logistic": fit_in_background(
+                logistic_baseline(Xb, n_classes=n_classes, random_state=params.seed), Xb, y, Xtb
+            ),
+            "baseline_counts": fit_in_background(
+                count_gbm_baseline(columns, random_state=params.seed),
+                *_final_rows(task, params, (Xm, ym), (Xmv, ymv)),
+                Xt,
+            ),
+        }
+        model.fit(
             Xm,
             ym,
             X_valid=Xmv,
@@ -289,30 +310,32 @@ def fit(
                 _binary(np.where(exited, 0.0, at_final_stage(p[:, 1], stage_p, rule)))
                 for p in (raw, calibrated)
             )
-        # The baselines read what the model reads (the stage model: behaviour, not the record).
-        ignored = list(model.ignored_columns or ())
-        Xb, Xtb = X.drop(columns=ignored), Xt.drop(columns=ignored)
+        backtest[task] = (
+            yt,
+            Xt.index,
+            {
+                "model": calibrated,
+                "model_raw": raw,
+                "baseline_majority": MajorityBaseline(n_classes=n_classes)
+                .fit(X, y)
+                .predict_proba(Xt),
+                "baseline_rule": _rule(n_classes, X, y, Xt),
+                **yardsticks,
+            },
+        )
+    for task, *_ in tasks:
+        yt, test_index, pending = backtest.pop(task)
         candidates: dict[str, np.ndarray] = {
-            "model": calibrated,
-            "model_raw": raw,
-            "baseline_majority": MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt),
-            "baseline_rule": _rule(n_classes, X, y, Xt),
-            "baseline_logistic": fit_quietly(
-                logistic_baseline(Xb, n_classes=n_classes, random_state=params.seed), Xb, y
-            ).predict_proba(Xtb),
-            # On the rows and labels the product's model learned from (with the refit, the
-            # validation period's too).
-            "baseline_counts": count_gbm_baseline(columns, random_state=params.seed)
-            .fit(*_final_rows(task, params, (Xm, ym), (Xmv, ymv)))
-            .predict_proba(Xt),
+            name: p.result() if isinstance(p, Future) else p for name, p in pending.items()
         }
+        model = fitted[task]
         for name, proba in candidates.items():
             prefix = f"{task}.{name}" if name != "model" else task
             if task == "stage":
                 metrics.update(_prefixed(prefix, stage_metrics(yt, proba, params.stages)))
             else:
                 metrics.update(_prefixed(prefix, inflection_metrics(yt, proba[:, 1])))
-                can = advancing.loc[Xt.index].to_numpy(bool)
+                can = advancing.loc[test_index].to_numpy(bool)
                 metrics.update(
                     _prefixed(f"{prefix}.can_advance", inflection_metrics(yt[can], proba[can, 1]))
                 )
@@ -327,11 +350,11 @@ def fit(
             reliability["calibrated"] = reliability_curve(yt, candidates["model"][:, 1])
             reliability["raw"] = reliability_curve(yt, candidates["model_raw"][:, 1])
             inflection_test = (
-                snaps.loc[Xt.index, list(KEYS)]
+                snaps.loc[test_index, list(KEYS)]
                 .reset_index(drop=True)
                 .assign(
                     label=yt,
-                    can_advance=advancing.loc[Xt.index].to_numpy(bool),
+                    can_advance=advancing.loc[test_index].to_numpy(bool),
                     **{name: proba[:, 1] for name, proba in candidates.items()},
                 )
             )
@@ -422,64 +445,3 @@ def _rule(n_classes: int, X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame) -> n
     if "last_activity_1" not in X:
         return MajorityBaseline(n_classes=n_classes).fit(X, y).predict_proba(Xt)
     return LastActivityRule(n_classes=n_classes).fit(X, y).predict_proba(Xt)
-
-
-def describe_data(
-    export: Export, snaps: pd.DataFrame, period: pd.Series, params: Params
-) -> dict[str, Any]:
-    """Rows, buyers, date range and class balance: what the run was trained on."""
-    inter = export.interactions
-    stage_counts = snaps["stage"].value_counts().reindex(list(params.stages), fill_value=0)
-    described: dict[str, Any] = {
-        "interactions": int(len(inter)),
-        "buyers": int(inter["buyer_id"].nunique()),
-        "first_interaction": str(inter["occurred_at"].min()),
-        "last_interaction": str(inter["occurred_at"].max()),
-        "stage_history_rows": int(len(export.stage_history))
-        if export.stage_history is not None
-        else 0,
-        "snapshot_rows": int(len(snaps)),
-        "snapshot_rows_by_period": {k: int(v) for k, v in period.value_counts().items()},
-        "stage_labeled_share": float(snaps["stage"].notna().mean()),
-        "stage_balance": {k: int(v) for k, v in stage_counts.items()},
-        "inflection_positive_rate": float(snaps["inflection"].dropna().astype(float).mean()),
-        "inflection_censored_or_unlabeled_share": float(snaps["inflection"].isna().mean()),
-        # The inflection model's own question per period; a moving rate is what calibration
-        # on the validation period cannot follow (see level_note).
-        "advance_rate_by_period": _advance_rates(snaps, period),
-        # Near 1: the CRM writes stage changes from the interaction log itself, so the
-        # current stage is readable from history; the real question is the inflection.
-        "stage_change_coincidence_rate": coincidence_rate(export),
-    }
-    return described
-
-
-def _advance_rates(snaps: pd.DataFrame, period: pd.Series) -> dict[str, float]:
-    labelled = snaps["inflection"].notna() & snaps["can_advance"].fillna(False).astype(bool)
-    rates = snaps.loc[labelled, "inflection"].astype(float).groupby(period[labelled]).mean()
-    return {name: float(rates[name]) for name in ("train", "valid", "test") if name in rates}
-
-
-def level_note(
-    description: dict[str, Any], metrics: dict[str, float], *, tolerance: float = 0.25
-) -> str | None:
-    """Say so when the test period's inflection probabilities are off the observed rate.
-
-    Calibration in the large, on buyers who can still advance: the probabilities carry the
-    validation period's level, so when the advance rate drifts between periods they can
-    miss the test period's by more than ``tolerance`` (relative) even with a small ECE.
-    The per-period rates say whether drift is the reason.
-    """
-    rate = metrics.get("inflection.can_advance.positive_rate", float("nan"))
-    mean = metrics.get("inflection.can_advance.mean_probability", float("nan"))
-    if not rate > 0 or not abs(mean / rate - 1) > tolerance:
-        return None
-    rates = description.get("advance_rate_by_period", {})
-    shown = " / ".join(f"{name} {r:.1%}" for name, r in rates.items())
-    return (
-        f"on the test period the inflection probabilities of buyers who can still advance "
-        f"average {mean:.1%} against an observed {rate:.1%}. The rate by period is {shown}; "
-        "probabilities carry the validation period's level, so a drifting rate shows up "
-        "here. If recent behaviour should count more, try "
-        "train.inflection_fit.recency_half_life."
-    )
