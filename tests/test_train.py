@@ -221,6 +221,9 @@ def test_a_baseline_fitted_in_the_worker_gives_the_in_process_numbers(
     logistic = logistic_baseline(X, n_classes=3)
     direct = fitted_probabilities(clone(logistic), X, y, X.head(200))
     np.testing.assert_array_equal(fit_in_background(logistic, X, y, X.head(200)).result(), direct)
+    here = fit_in_background(logistic, X, y, X.head(200), worker=False)
+    assert here.done()  # train.baselines_in_worker: false fits it before returning
+    np.testing.assert_array_equal(here.result(), direct)
     monkeypatch.setattr(baselines, "free_threads", lambda: 1)  # one core: fitted here
     np.testing.assert_array_equal(fit_in_background(logistic, X, y, X.head(200)).result(), direct)
     for threads in (2, 1):

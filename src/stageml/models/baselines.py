@@ -179,9 +179,14 @@ def fitted_probabilities(
 
 
 def fit_in_background(
-    pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFrame
+    pipeline: Pipeline,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    X_test: pd.DataFrame,
+    *,
+    worker: bool = True,
 ) -> Future[np.ndarray]:
-    """Fit a baseline in a reusable worker process (here when there is one core).
+    """Fit a baseline in a reusable worker process (here if not ``worker`` or on one core).
 
     The baselines are single-threaded (lbfgs and its preprocessing, the count GBM) while
     the boosters use both cores, so on two or more cores they fit beside the boosters
@@ -189,7 +194,7 @@ def fit_in_background(
     spawned once, reused by later fits, gone after 5 idle minutes; jobs run in the order
     given. The numbers are the ones fitted in-process (one BLAS thread either way).
     """
-    if free_threads() < 2:
+    if not worker or free_threads() < 2:
         done: Future[np.ndarray] = Future()
         try:
             done.set_result(fitted_probabilities(pipeline, X, y, X_test))

@@ -277,14 +277,20 @@ def fit(
         # (with the refit, the validation period's too).
         ignored = list(model.ignored_columns or ())
         Xb, Xtb = X.drop(columns=ignored), Xt.drop(columns=ignored)
+        worker = params.train.baselines_in_worker
         yardsticks = {
             "baseline_logistic": fit_in_background(
-                logistic_baseline(Xb, n_classes=n_classes, random_state=params.seed), Xb, y, Xtb
+                logistic_baseline(Xb, n_classes=n_classes, random_state=params.seed),
+                Xb,
+                y,
+                Xtb,
+                worker=worker,
             ),
             "baseline_counts": fit_in_background(
                 count_gbm_baseline(columns, random_state=params.seed),
                 *_final_rows(task, params, (Xm, ym), (Xmv, ymv)),
                 Xt,
+                worker=worker,
             ),
         }
         model.fit(
