@@ -250,9 +250,12 @@ def fit(
     ]
     if params.exits:
         tasks.append(("exit", "exit", 2, params.train.inflection))
-    # Each task's test labels and rows, and its candidates' test probabilities: the
-    # product's now, the baselines' as they arrive from the worker (after every booster).
-    backtest: dict[str, tuple[np.ndarray, pd.Index, dict[str, Any]]] = {}
+    # Each task's test labels and rows, its candidates' test probabilities, and the
+    # baselines' still being fitted in the worker (read after every booster is fitted).
+    backtest: dict[
+        str, tuple[np.ndarray, pd.Index, dict[str, np.ndarray], dict[str, Future[np.ndarray]]]
+    ] = {}
+    worker = params.train.baselines_in_worker
     for task, label, n_classes, config in tasks:
         say(f"training the {task} model")
         X, y = rows("train", label)
@@ -277,7 +280,6 @@ def fit(
         # (with the refit, the validation period's too).
         ignored = list(model.ignored_columns or ())
         Xb, Xtb = X.drop(columns=ignored), Xt.drop(columns=ignored)
-        worker = params.train.baselines_in_worker
         yardsticks = {
             "baseline_logistic": fit_in_background(
                 logistic_baseline(Xb, n_classes=n_classes, random_state=params.seed),
@@ -326,14 +328,12 @@ def fit(
                 .fit(X, y)
                 .predict_proba(Xt),
                 "baseline_rule": _rule(n_classes, X, y, Xt),
-                **yardsticks,
             },
+            yardsticks,
         )
     for task, *_ in tasks:
-        yt, test_index, pending = backtest.pop(task)
-        candidates: dict[str, np.ndarray] = {
-            name: p.result() if isinstance(p, Future) else p for name, p in pending.items()
-        }
+        yt, test_index, ready, pending = backtest.pop(task)
+        candidates = ready | {name: future.result() for name, future in pending.items()}
         model = fitted[task]
         for name, proba in candidates.items():
             prefix = f"{task}.{name}" if name != "model" else task
