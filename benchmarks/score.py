@@ -214,8 +214,9 @@ def per_buyer(spark: Any, folder: Path, model: Any, limit: int) -> int:
     import pyarrow as pa
     from pyspark.sql import functions as F
 
-    from stageml.data.validate import SOURCE_ROW  # noqa: F401 - carried by _read_numbered
-    from stageml.scoring.spark import _read_numbered, _score_bucket, spark_frame
+    from stageml.data.validate import SOURCE_ROW
+    from stageml.scoring.spark import _score_bucket
+    from stageml.scoring.staging import arrow_to_frame
 
     sources = {name: str(folder / f"{name}.parquet") for name in ("interactions", "buyers")}
     # Only buyers with an interaction before the instant: a group with nothing to score
@@ -228,15 +229,25 @@ def per_buyer(spark: Any, folder: Path, model: Any, limit: int) -> int:
         .orderBy("buyer_id")
         .limit(limit)
     )
+    # Spark's own rows, numbered from the file; one cogroup per buyer.
     tables = {
-        name: _read_numbered(spark, Path(path))[0].join(ids, "buyer_id", "left_semi")
+        name: spark.read.parquet(path)
+        .select("*", (F.col("_metadata.row_index") + 1).alias(SOURCE_ROW))
+        .join(ids, "buyer_id", "left_semi")
         for name, path in sources.items()
     }
     blob = spark.sparkContext.broadcast(pickle.dumps(model))
     as_of = pd.Timestamp(AS_OF)
 
+    def naive(table: pa.Table) -> pd.DataFrame:  # Spark's UTC-tagged times, naive
+        schema = pa.schema(
+            pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) else f
+            for f in table.schema
+        )
+        return arrow_to_frame(table.cast(schema))
+
     def one(left: pa.Table, right: pa.Table) -> pa.Table:
-        frames = {"interactions": spark_frame(left), "buyers": spark_frame(right)}
+        frames = {"interactions": naive(left), "buyers": naive(right)}
         result = _score_bucket(
             frames,
             _cached(blob.value),

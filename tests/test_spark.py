@@ -166,23 +166,45 @@ def test_spark_input_errors_name_the_fix(export_dir: Path, tmp_path: Path) -> No
         score_spark(export_dir, model, AS_OF, out=tmp_path / "s.parquet", buckets=0)  # type: ignore[arg-type]
 
 
-def test_parquet_rows_are_numbered_from_the_file(spark: object, tmp_path: Path) -> None:
-    from stageml.scoring.spark import _read_numbered
+def test_parquet_splits_keep_file_rows_and_the_local_buckets(spark: object, tmp_path: Path) -> None:
+    import duckdb
+    import pyarrow as pa
 
-    frame = pd.DataFrame({"buyer_id": [f"B{i:04d}" for i in range(2500)], "x": range(2500)})
+    from stageml.scoring.spark import BLOB, BUCKET, interaction_rows, stage_split, table_splits
+    from stageml.scoring.staging import bucketed, numbered
+
+    frame = pd.DataFrame({"buyer_id": [f" B{i % 97:04d}" for i in range(2500)], "x": range(2500)})
     path = tmp_path / "interactions.parquet"
-    frame.to_parquet(path, row_group_size=300)  # several row groups, maybe several splits
-    numbered, total = _read_numbered(spark, path)  # type: ignore[arg-type]
-    got = numbered.toPandas().sort_values("x")
-    assert total == 2500
-    assert got["_source_row"].tolist() == list(range(1, 2501))
+    frame.to_parquet(path, row_group_size=300)  # 9 row groups
+    splits = table_splits("interactions", path, 700)
+    # Whole row groups, at least 700 rows each (the last takes the rest), in file order.
+    assert [s.rows for s in splits] == [(0, 900), (900, 1800), (1800, 2500)]
+    assert interaction_rows(splits) == 2500
 
-    # A table written by Spark is a folder of part files (and a _SUCCESS marker); the
-    # count read from the footers covers every part and skips the marker.
+    keys = [10, 20, 30]
+    staged = pa.Table.from_batches(
+        [b for i, split in enumerate(splits) for b in stage_split(i, split, 3, keys, 1)]
+    )
+    got = []
+    for key, blob in zip(staged[BUCKET].to_pylist(), staged[BLOB].to_pylist(), strict=True):
+        part = pa.ipc.open_stream(blob).read_all().to_pandas()
+        got.append(part.assign(bucket=keys.index(key)))
+    rows = pd.concat(got).sort_values("_source_row", ignore_index=True)
+    # Every row once, numbered from 1 in the file; in the bucket the local engine stages it in.
+    assert rows["_source_row"].tolist() == list(range(1, 2501))
+    assert rows["x"].tolist() == list(range(2500))
+    local = duckdb.sql(f"SELECT x, _part FROM ({bucketed(numbered(path), 3)})").df()
+    assert rows["bucket"].tolist() == local.sort_values("x")["_part"].tolist()
+    assert rows.groupby("buyer_id")["bucket"].nunique().eq(1).all()
+
+    # A table written by Spark is a folder of part files (and a _SUCCESS marker): every
+    # part is split and counted, the marker skipped.
     folder = tmp_path / "written.parquet"
     spark.createDataFrame(frame).repartition(3).write.parquet(str(folder))  # type: ignore[attr-defined]
     assert (folder / "_SUCCESS").exists()
-    assert _read_numbered(spark, folder)[1] == 2500  # type: ignore[arg-type]
+    written = table_splits("interactions", folder, 700)
+    assert len({s.path for s in written}) == 3
+    assert interaction_rows(written) == 2500
 
 
 def test_each_bucket_gets_its_own_task(spark: object) -> None:
@@ -220,53 +242,45 @@ def test_each_bucket_gets_its_own_task(spark: object) -> None:
     }
 
 
-def test_bucket_frames_give_each_table_back_in_file_order() -> None:
-    # One bucket's cogrouped rows: the interactions in shuffle order on the left, the
-    # buyers and the stage history sharing the right side under a table tag.
+def test_bucket_frames_give_each_table_back_in_file_order(tmp_path: Path) -> None:
+    # One bucket's staged blobs, from several splits of two tables, in shuffle order.
     import pyarrow as pa
 
-    from stageml.scoring.spark import BUCKET, TABLE, bucket_frames
+    from stageml.scoring.spark import BUCKET, Split, bucket_frames, stage_split
 
-    utc = pa.timestamp("us", tz="UTC")
-    left = pa.table(
+    n = 1_500
+    interactions = pd.DataFrame(
         {
-            "buyer_id": ["B2", "B1", "B2"],
-            "occurred_at": pa.array([3_000_000, 1_000_000, 2_000_000], utc),
-            "_source_row": pa.array([7, 2, 4], pa.int64()),
-            BUCKET: pa.array([5, 5, 5], pa.int64()),
+            "buyer_id": [f"B{i % 40}" for i in range(n)],
+            "occurred_at": pd.date_range("2026-01-01", periods=n, freq="min"),
+            "activity": [["email", "call", "visit"][i % 3] for i in range(n)],
+            "note": [f"free text {i}" for i in range(n)],  # one value per row
         }
     )
-    right = pa.table(
-        {
-            "buyer_id": ["B2", "B1", "B1"],
-            "employees": pa.array([40, None, None], pa.int64()),
-            "_source_row": pa.array([3, 2, 1], pa.int64()),
-            BUCKET: pa.array([5, 5, 5], pa.int64()),
-            TABLE: ["buyers", "buyers", "stage_history"],
-            "stage": [None, None, "evaluating"],
-        }
+    interactions.to_parquet(tmp_path / "interactions.parquet", row_group_size=500)
+    pd.DataFrame({"buyer_id": ["B1", "B2"], "segment": ["smb", None]}).to_csv(
+        tmp_path / "buyers.csv", index=False
     )
-    columns = {
-        "interactions": ["buyer_id", "occurred_at", "_source_row"],
-        "buyers": ["buyer_id", "employees", "_source_row"],
-        "stage_history": ["buyer_id", "stage", "_source_row"],
-    }
-    frames = bucket_frames(left, right, columns)
+    parquet = str(tmp_path / "interactions.parquet")
+    splits = [Split("interactions", parquet, (k, k + 500)) for k in (0, 500, 1000)]
+    splits.append(Split("buyers", str(tmp_path / "buyers.csv")))
+    staged = pa.Table.from_batches(
+        [b for i, split in enumerate(splits) for b in stage_split(i, split, 1, [7], 1)]
+    )
+    assert set(staged[BUCKET].to_pylist()) == {7}
+    frames = bucket_frames(staged.take(pa.array([3, 1, 2, 0])))
 
-    interactions, buyers = frames["interactions"], frames["buyers"]
-    assert {name: list(frame.columns) for name, frame in frames.items()} == columns
-    assert interactions["_source_row"].tolist() == [2, 4, 7]  # file order
-    assert interactions["buyer_id"].tolist() == ["B1", "B2", "B2"]
-    assert str(interactions["buyer_id"].dtype) == "string"  # the local engine's dtypes
-    assert interactions["occurred_at"].dtype == "datetime64[us]"  # naive UTC
-    assert interactions["occurred_at"].iloc[0] == pd.Timestamp("1970-01-01 00:00:01")
+    got = frames["interactions"]
+    assert got["_source_row"].tolist() == list(range(1, n + 1))  # file order
+    assert list(got.columns) == [*interactions.columns, "_source_row"]
+    for column in ("buyer_id", "activity", "note"):  # dictionaries decoded: the local dtypes
+        assert str(got[column].dtype) == "string"
+        assert got[column].tolist() == interactions[column].tolist()
+    assert got["occurred_at"].dtype == "datetime64[us]"  # naive UTC
+    assert got["occurred_at"].tolist() == interactions["occurred_at"].tolist()
+    buyers = frames["buyers"]
     assert buyers["buyer_id"].tolist() == ["B1", "B2"]
-    assert buyers["employees"].isna().tolist() == [True, False]
-    assert frames["stage_history"]["stage"].tolist() == ["evaluating"]
-    # An export of interactions alone: no right side.
-    assert list(bucket_frames(left, None, {"interactions": columns["interactions"]})) == [
-        "interactions"
-    ]
+    assert buyers["segment"].isna().tolist() == [False, True]  # the CSV read as locally
 
 
 def test_bucket_count_fills_whole_waves_of_tasks() -> None:

@@ -277,7 +277,7 @@ def _score_part(task: _Task, model: StageModel, threads: int | None) -> Partitio
 
 _worker_models: dict[str, StageModel] = {}
 # Each worker runs its partition on one thread; native libraries must not start more.
-_ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 def _worker_model(path: str) -> StageModel:
@@ -310,7 +310,7 @@ class _Workers:
         path.write_bytes(pickle.dumps(model))
         self.path = str(path)
         self.workers = workers
-        self.executor = get_reusable_executor(max_workers=workers, timeout=300, env=_ONE_THREAD)
+        self.executor = get_reusable_executor(max_workers=workers, timeout=300, env=ONE_THREAD)
         for _ in range(workers):
             self.executor.submit(_warm, self.path)
 

@@ -1,9 +1,20 @@
 """Batch scoring on Spark: the local engine's unit of work, run per bucket of buyers.
 
-Buyers are hashed into buckets (``pmod(xxhash64(trim(buyer_id)), n)``: trimmed like the
-validator, so one buyer's rows never split across buckets). Interactions and buyers are
-cogrouped by bucket and each bucket goes through :func:`stageml.scoring.local.score_tables` in
-one Python call, so each call handles thousands of buyers, not one.
+Two stages, both Python tasks that Spark schedules:
+
+1. **Staging** (one task per split of each table: a run of Parquet row groups, or a whole
+   CSV file). DuckDB reads the split with each row's 1-based row number in its file and
+   hashes the trimmed ``buyer_id`` into ``n`` buckets, exactly as the local engine stages
+   its partitions (:mod:`stageml.scoring.staging`: same reader, same CSV rules, same
+   hash). The task emits one row per bucket it saw: the bucket's rows of that split as a
+   compressed Arrow IPC stream (low-cardinality strings dictionary-encoded).
+2. **Scoring**: the staged rows are grouped by bucket (a shuffle of a few hundred blobs,
+   not of millions of rows) and each bucket goes through
+   :func:`stageml.scoring.local.score_tables` in one Python call.
+
+Spark never turns the interactions into its own rows. It did before, and moving each row
+through Spark's row format, shuffle, sort and Arrow hand-off cost about as much CPU as
+scoring it (README, "Spark overhead").
 
 A bucket returns a single row holding its pickled :class:`~stageml.scoring.local.PartitionResult`
 (scores, rejects, input counts, drift sample). One payload keeps the four parts of a
@@ -12,11 +23,8 @@ instead of restating it here. The driver pulls buckets one at a time (``toLocalI
 prefetching the next) and appends them with the local engine's writer, so the scores file
 appears only when every bucket succeeded, exactly as with ``--engine local``.
 
-Row numbers in rejects: Parquet files carry them (``_metadata.row_index``). A CSV file has
-none, and ``monotonically_increasing_id`` is not one: the CSV is read once more to count
-rows per input split, and the original 1-based row is ``rows in earlier splits + position
-in split + 1``. This is exact for the contract's one-file tables, whose splits Spark reads
-in file order.
+Every task reads the export's files by path, so executors must see the export folder at
+the driver's path (a shared mount on a cluster).
 
 Parallelism: the buckets are the unit of work, so adaptive execution must not coalesce
 their shuffle partitions (it merges small ones into one task, which then scores every
@@ -27,26 +35,33 @@ core of the executor.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import pickle
 import sys
 import time
+import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from stageml.data.io import atomic_path, csv_header
-from stageml.data.validate import SOURCE_ROW
+from stageml.data.io import atomic_path
 from stageml.models.bundle import StageModel
 from stageml.scoring.local import (
     _DRIFT_SAMPLE_ROWS,
+    ONE_THREAD,
     PartitionResult,
     ScoringRun,
     _append,
@@ -56,14 +71,26 @@ from stageml.scoring.local import (
     score_tables,
     scoring_sources,
 )
-from stageml.scoring.staging import arrow_to_frame
+from stageml.scoring.staging import (
+    STAGE_BATCH_ROWS,
+    arrow_to_frame,
+    bucketed,
+    count_rows,
+    numbered,
+    split_batch,
+)
 from stageml.scoring.trends import add_trends, previous_path
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 BUCKET = "_bucket"
-TABLE = "_table"  # which table a row of the cogroup's shared right side came from
+TABLE = "_table"  # which table a staged blob holds
+ORDER = "_order"  # a staged blob's place in its table: split index << 32 | batch number
+BLOB = "_rows"
+# String columns with at most this many values in a batch travel dictionary-encoded.
+_DICTIONARY_MAX = 1024
+_IPC = pa.ipc.IpcWriteOptions(compression="zstd")
 # Runtime settings for the scoring job; an active session gets its own values back after.
 _JOB_SETTINGS = {"spark.sql.adaptive.coalescePartitions.enabled": "false"}
 _SHUFFLE = "spark.sql.shuffle.partitions"
@@ -89,7 +116,7 @@ def spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8) -> S
             os.environ[name] = sys.executable
         else:
             os.environ.setdefault(name, sys.executable)
-    return (
+    builder = (
         SparkSession.builder.master(master)
         .appName("stageml-score")
         # Without UTC, timestamps shift by the machine's time zone on the way to pandas.
@@ -100,8 +127,12 @@ def spark_session(master: str = "local[*]", *, shuffle_partitions: int = 8) -> S
         # pandas 3 warns once per group otherwise, flooding the worker logs.
         .config("spark.executorEnv.PYTHONWARNINGS", "ignore::FutureWarning")
         .config("spark.executorEnv.OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-        .getOrCreate()
     )
+    # A task scores on its own CPUs (spark.task.cpus, 1 here): native thread pools must
+    # not start one thread per core in every worker, as the local engine's workers don't.
+    for name, value in ONE_THREAD.items():
+        builder = builder.config(f"spark.executorEnv.{name}", value)
+    return builder.getOrCreate()
 
 
 def score_spark(
@@ -162,15 +193,21 @@ def score_spark(
     owned = _active() is None
     spark = spark_session(master)
     try:
-        tables = {name: _read_numbered(spark, path) for name, path in sources.items()}
-        total = tables["interactions"][1]
+        rows_per_part = model.params.features.partition_rows
+        splits = [
+            split
+            for name, path in sources.items()
+            for split in table_splits(name, path, rows_per_part)
+        ]
         n = buckets or bucket_count(
-            total, model.params.features.partition_rows, spark.sparkContext.defaultParallelism
+            interaction_rows(splits),
+            rows_per_part,
+            spark.sparkContext.defaultParallelism,
         )
         with job_settings(spark, n):
             payloads = _bucket_results(
                 spark,
-                {name: frame for name, (frame, _) in tables.items()},
+                splits,
                 n,
                 model,
                 instant,
@@ -237,41 +274,104 @@ def _active() -> SparkSession | None:
     return SparkSession.getActiveSession()
 
 
-def _read_numbered(spark: SparkSession, path: Path) -> tuple[DataFrame, int]:
-    """Read a table with its 1-based file row number in ``_source_row``; also its row count."""
-    from pyspark.sql import functions as F
+@dataclass(frozen=True)
+class Split:
+    """A staging task's share of one table: a file, or a run of a Parquet file's rows."""
 
-    if path.suffix != ".csv":
-        import pyarrow.dataset as ds
+    table: str
+    path: str
+    rows: tuple[int, int] | None = None  # [start, stop) of the file's rows, 0-based
 
-        frame = spark.read.parquet(str(path))
-        numbered = frame.select("*", (F.col("_metadata.row_index") + 1).alias(SOURCE_ROW))
-        # Counted from the footers on the driver: a Spark count is a job (~0.5 s warm).
-        return numbered, ds.dataset(str(path), format="parquet").count_rows()
-    # The separator of read_table (sniffed from the header); Spark's default PERMISSIVE
-    # mode already applies its ragged-row rule (extra fields dropped, missing ones null).
-    frame = spark.read.csv(str(path), header=True, inferSchema=False, sep=csv_header(path)[0])
-    # monotonically_increasing_id = split index << 33 | position in split; the row number
-    # adds the rows of all earlier splits, counted by a first (JVM-only) pass.
-    tagged = frame.withColumn("_split", F.spark_partition_id()).withColumn(
-        "_id", F.monotonically_increasing_id()
-    )
-    counts: dict[int, int] = dict(tagged.groupBy("_split").count().collect())
-    offsets, running = {}, 0
-    for split in sorted(counts):
-        offsets[split] = running
-        running += counts[split]
-    offset = F.lit(0)
-    for split, start in offsets.items():
-        offset = F.when(F.col("_split") == split, F.lit(start)).otherwise(offset)
-    position = F.col("_id") - F.shiftleft(F.col("_split").cast("long"), 33)
-    numbered = tagged.withColumn(SOURCE_ROW, offset + position + 1).drop("_split", "_id")
-    return numbered, running
+
+def table_splits(name: str, path: Path, rows_per_split: int) -> list[Split]:
+    """Split a table for staging: whole Parquet row groups, up to ``rows_per_split`` rows each.
+
+    A row group is never cut (its rows are decoded together); a CSV file is one split, read
+    by DuckDB with the local engine's rules. A Parquet table may be a folder of part files
+    (as Spark writes it); hidden and ``_``-prefixed files such as ``_SUCCESS`` are skipped.
+    """
+    if path.suffix == ".csv":
+        return [Split(name, str(path))]
+    import pyarrow.dataset as ds
+
+    files = ds.dataset(str(path), format="parquet").files if path.is_dir() else [str(path)]
+    splits = []
+    for file in sorted(files):
+        meta = pq.ParquetFile(file).metadata
+        start = stop = 0
+        for group in range(meta.num_row_groups):
+            stop += meta.row_group(group).num_rows
+            if stop - start >= rows_per_split or group == meta.num_row_groups - 1:
+                splits.append(Split(name, file, (start, stop)))
+                start = stop
+    return splits
+
+
+def interaction_rows(splits: list[Split]) -> int:
+    """Rows of the interactions table: from the Parquet footers, or counted in the CSV."""
+    mine = [s for s in splits if s.table == "interactions"]
+    if len(mine) == 1 and mine[0].rows is None:
+        return count_rows(Path(mine[0].path))
+    return sum(s.rows[1] - s.rows[0] for s in mine if s.rows is not None)
+
+
+def stage_split(
+    index: int, split: Split, n: int, keys: list[int], threads: int
+) -> Iterator[pa.RecordBatch]:
+    """Read split ``index``; yield its rows by bucket (bucket key, table, order, Arrow IPC).
+
+    The order (split index, then batch) puts a bucket's blobs of a table back in file order.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET threads = {threads}")
+        con.execute("SET preserve_insertion_order = true")  # file order within each bucket
+        query = bucketed(numbered(Path(split.path), split.rows), n)
+        reader = con.sql(query).to_arrow_reader(STAGE_BATCH_ROWS)
+        for number, batch in enumerate(reader):
+            parts = list(split_batch(_dictionary_encoded(batch), n))
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array([keys[k] for k, _ in parts], pa.int64()),
+                    pa.array([split.table] * len(parts), pa.string()),
+                    pa.array([(index << 32) + number] * len(parts), pa.int64()),
+                    pa.array([_ipc_bytes(rows) for _, rows in parts], pa.binary()),
+                ],
+                names=[BUCKET, TABLE, ORDER, BLOB],
+            )
+    finally:
+        con.close()
+
+
+def _dictionary_encoded(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Low-cardinality strings as dictionaries: each bucket's copy of the rows is a few bytes each.
+
+    ``buyer_id`` is never one (a bucket gets a fraction of the buyers but would carry the
+    whole batch's dictionary).
+    """
+    columns = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if text and name != "buyer_id":
+            encoded = pc.dictionary_encode(column)
+            if len(encoded.dictionary) <= _DICTIONARY_MAX:
+                column = encoded
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _ipc_bytes(rows: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema, options=_IPC) as writer:
+        writer.write_batch(rows)
+    return bytes(sink.getvalue())
 
 
 def _bucket_results(
     spark: SparkSession,
-    tables: dict[str, DataFrame],
+    splits: list[Split],
     n: int,
     model: StageModel,
     as_of: pd.Timestamp,
@@ -280,100 +380,105 @@ def _bucket_results(
     reasons: int,
     sample_rows: int,
 ) -> Iterator[PartitionResult]:
-    """Run ``score_tables`` once per bucket on the workers; yield results one bucket at a time."""
-    from pyspark import StorageLevel, TaskContext
-    from pyspark.sql import functions as F
+    """Stage the splits, then run ``score_tables`` once per bucket; yield results one at a time."""
+    from pyspark import TaskContext
 
     blob = pickle.dumps(model)
     key = hashlib.sha256(blob).hexdigest()
     shared = spark.sparkContext.broadcast(blob)
-    # Long keys, as the shuffle hashes a long differently from an int.
-    keys = F.array(*[F.lit(k).cast("long") for k in _bucket_keys(n)])
-    bucket = F.element_at(
-        keys,
-        (F.pmod(F.xxhash64(F.trim(F.col("buyer_id").cast("string"))), F.lit(n)) + 1).cast("int"),
-    )
-    bucketed = {name: frame.withColumn(BUCKET, bucket) for name, frame in tables.items()}
-    columns = {name: frame.columns for name, frame in tables.items()}
+    keys = _bucket_keys(n)
     settings = {"as_of": as_of, "sources": sources, "reasons": reasons, "sample_rows": sample_rows}
-    schema = f"{BUCKET} long, payload binary"
 
-    def run(left: pa.Table, right: pa.Table | None = None) -> pa.Table:
-        if not len(left):
+    def threads() -> int:
+        context = TaskContext.get()  # always set inside a task
+        return context.cpus() if context is not None else 1
+
+    def stage(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for index in batch.column(0).to_pylist():
+                yield from stage_split(index, splits[index], n, keys, threads())
+
+    def run(staged: pa.Table) -> pa.Table:
+        number = staged.column(BUCKET)[0].as_py()
+        frames = bucket_frames(staged)
+        if "interactions" not in frames:  # only buyers or stage history: no one to score
             return pa.table(
                 {BUCKET: pa.array([], pa.int64()), "payload": pa.array([], pa.binary())}
             )
-        number = left.column(BUCKET)[0].as_py()
-        frames = bucket_frames(left, right, columns)
-        context = TaskContext.get()  # always set inside a task
-        threads = context.cpus() if context is not None else 1
         result = _score_bucket(
-            frames, _model(key, shared.value), bucket=number, threads=threads, **settings
+            frames, _model(key, shared.value), bucket=number, threads=threads(), **settings
         )
         return pa.table({BUCKET: [number], "payload": [pickle.dumps(result)]})
 
-    grouped = bucketed["interactions"].groupBy(BUCKET)
-    # A cogroup takes two sides: the buyers and the stage history share the right one,
-    # told apart by a table tag (their other columns differ; each keeps its own).
-    named = [name for name in ("buyers", "stage_history") if name in bucketed]
-    if named:
-        right = bucketed[named[0]].withColumn(TABLE, F.lit(named[0]))
-        for name in named[1:]:
-            tagged = bucketed[name].withColumn(TABLE, F.lit(name))
-            right = right.unionByName(tagged, allowMissingColumns=True)
-        done = grouped.cogroup(right.groupBy(BUCKET)).applyInArrow(run, schema)
-    else:
-        done = grouped.applyInArrow(run, schema)
-    # toLocalIterator computes one partition per job, one after the other: the buckets
-    # would be scored serially. Materialise them in parallel first (on disk, so the
-    # driver's memory holds at most two buckets), then stream them in order, the next
-    # one fetched while the driver writes the current one.
-    done = done.persist(StorageLevel.DISK_ONLY)
+    staged = spark.range(0, len(splits), 1, numPartitions=max(1, len(splits))).mapInArrow(
+        stage, f"{BUCKET} long, {TABLE} string, {ORDER} long, {BLOB} binary"
+    )
+    done = staged.groupBy(BUCKET).applyInArrow(run, f"{BUCKET} long, payload binary")
     try:
-        done.count()
-        for row in done.toLocalIterator(prefetchPartitions=True):
-            yield pickle.loads(row["payload"])  # noqa: S301 - our own workers' output
+        yield from _in_order(spark, done.rdd)
     finally:
-        done.unpersist()
         shared.unpersist()
 
 
-def bucket_frames(
-    left: pa.Table, right: pa.Table | None, columns: Mapping[str, list[str]]
-) -> dict[str, pd.DataFrame]:
-    """Turn a bucket's cogrouped rows into its tables, as the local engine reads them.
+def _in_order(spark: SparkSession, rdd: Any) -> Iterator[PartitionResult]:
+    """Yield each bucket's result in bucket order while later buckets are still being scored.
 
-    ``left`` holds the interactions, ``right`` the other tables' rows, told apart by their
-    ``_table`` tag. Each table gets its own ``columns``, its rows in file order
-    (``_source_row``: validation keeps the first of repeated rows, and the shuffle does
-    not keep file order) and the local engine's dtypes (contract strings, naive UTC
-    timestamps).
+    One Spark job per bucket, a window of them submitted ahead (they share the staging
+    stage, run side by side and hold at most the window's results on the driver): the
+    driver writes bucket k while k+1.. are scored, instead of after the last one. A failed
+    bucket cancels the rest.
     """
-    frames = {"interactions": _file_order(left, columns["interactions"])}
-    if right is None:  # an export of interactions alone
-        return frames
-    for name in [name for name in columns if name != "interactions"]:
-        mine = np.flatnonzero(right.column(TABLE).to_numpy(zero_copy_only=False) == name)
-        frames[name] = _file_order(right.take(pa.array(mine)), columns[name])
-    return frames
+    context = spark.sparkContext
+    group = f"stageml-score-{uuid.uuid4().hex}"
+    window = 2 * context.defaultParallelism
+
+    def run(partition: int) -> list[bytes]:
+        context.setJobGroup(group, f"stageml scoring, bucket {partition}", interruptOnCancel=True)
+        return context.runJob(rdd, _payloads, [partition])
+
+    buckets = iter(range(rdd.getNumPartitions()))
+    with ThreadPoolExecutor(max_workers=window) as pool:
+        pending = deque(pool.submit(run, k) for k in itertools.islice(buckets, window))
+        try:
+            while pending:
+                payloads = pending.popleft().result()
+                pending.extend(pool.submit(run, k) for k in itertools.islice(buckets, 1))
+                for payload in payloads:
+                    yield pickle.loads(payload)  # noqa: S301 - our own workers' output
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            context.cancelJobGroup(group)
+            raise
 
 
-def _file_order(table: pa.Table, columns: list[str]) -> pd.DataFrame:
-    table = table.select(columns)
-    order = np.argsort(table.column(SOURCE_ROW).to_numpy(), kind="stable")
-    return spark_frame(table.take(pa.array(order)))
+def _payloads(rows: Iterable[Any]) -> list[bytes]:
+    return [row["payload"] for row in rows]
 
 
-def spark_frame(table: pa.Table) -> pd.DataFrame:
-    """Convert Spark's Arrow rows to the local engine's frame: contract strings, naive UTC times.
+def bucket_frames(staged: pa.Table) -> dict[str, pd.DataFrame]:
+    """Turn a bucket's staged blobs into its tables, as the local engine reads them.
 
-    Spark tags its timestamps with the session's zone (UTC); the local engine's carry none.
+    Blobs come from several splits in the shuffle's order; put in their staging order, each
+    table's rows are back in file order (validation keeps the first of repeated rows). The
+    frames get the local engine's dtypes (dictionaries decoded to the contract's strings).
     """
-    naive = pa.schema(
-        pa.field(f.name, pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) else f
+    names = staged.column(TABLE).to_pylist()
+    blobs = [value.as_buffer() for chunk in staged.column(BLOB).chunks for value in chunk]
+    tables: dict[str, list[pa.Table]] = {}
+    for row in np.argsort(staged.column(ORDER).to_numpy(), kind="stable").tolist():
+        rows = pa.ipc.open_stream(blobs[row]).read_all()
+        tables.setdefault(names[row], []).append(_plain(rows))
+    return {name: arrow_to_frame(pa.concat_tables(parts)) for name, parts in tables.items()}
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Decode dictionary columns to their values (blobs of one table may differ in encoding)."""
+    schema = pa.schema(
+        pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
         for f in table.schema
     )
-    return arrow_to_frame(table.cast(naive))
+    return table.cast(schema)
 
 
 def _bucket_keys(n: int) -> list[int]:

@@ -8,7 +8,7 @@ maps its partition's files, so memory follows the partition, not the export.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,19 +21,40 @@ from stageml.data.io import csv_header, sql_escape
 from stageml.data.validate import SOURCE_ROW, STRING
 
 # Rows per batch of the staging pass (its memory: one batch, read and regrouped).
-_STAGE_BATCH_ROWS = 1_000_000
+STAGE_BATCH_ROWS = 1_000_000
+PART = "_part"
 _ARROW_TO_PANDAS = {pa.string(): STRING, pa.large_string(): STRING, pa.string_view(): STRING}
 
 
-def _numbered(path: Path) -> str:
-    """Read a table with its 1-based row number in the file."""
+def numbered(path: Path, rows: tuple[int, int] | None = None) -> str:
+    """Read a table with its 1-based row number in the file.
+
+    ``rows``: only the file's rows ``[start, stop)`` (0-based) of a Parquet file; DuckDB
+    skips the row groups outside them.
+    """
     if path.suffix == ".csv":
         return f"(SELECT *, row_number() OVER () AS {SOURCE_ROW} FROM {_reader(path)})"
     literal = sql_escape(str(path))
+    where = f" WHERE file_row_number >= {rows[0]} AND file_row_number < {rows[1]}" if rows else ""
     return (
         f"(SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS {SOURCE_ROW} "
-        f"FROM read_parquet('{literal}', file_row_number = true))"
+        f"FROM read_parquet('{literal}', file_row_number = true){where})"
     )
+
+
+def bucketed(reader: str, n_parts: int) -> str:
+    """Add each row's partition of buyers (both engines: the same buyer, the same part)."""
+    return f"SELECT *, hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS {PART} FROM {reader}"
+
+
+def split_batch(batch: pa.RecordBatch, n_parts: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Each partition's rows of a batch (``_part`` dropped), in their order within the batch."""
+    part = batch.column(PART).to_numpy()
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(n_parts + 1))
+    grouped = batch.drop_columns([PART]).take(pa.array(order))
+    for k in np.flatnonzero(np.diff(bounds)).tolist():
+        yield k, grouped.slice(bounds[k], bounds[k + 1] - bounds[k])
 
 
 def _reader(path: Path) -> str:
@@ -51,14 +72,18 @@ def _reader(path: Path) -> str:
     return f"read_parquet('{literal}')"
 
 
-def count_partitions(interactions: Path, rows_per_part: int) -> int:
-    """Partitions of buyers for ``rows_per_part`` interactions each (Parquet: metadata only)."""
+def count_rows(path: Path) -> int:
+    """Rows of a table (Parquet: from the footers, no data read)."""
     con = duckdb.connect()
     try:
-        total = int(con.execute(f"SELECT count(*) FROM {_reader(interactions)}").fetchone()[0])  # type: ignore[index]
+        return int(con.execute(f"SELECT count(*) FROM {_reader(path)}").fetchone()[0])  # type: ignore[index]
     finally:
         con.close()
-    return max(1, math.ceil(total / rows_per_part))
+
+
+def count_partitions(interactions: Path, rows_per_part: int) -> int:
+    """Partitions of buyers for ``rows_per_part`` interactions each."""
+    return max(1, math.ceil(count_rows(interactions) / rows_per_part))
 
 
 def stage_tables(
@@ -81,7 +106,7 @@ def stage_tables(
     try:
         con.execute(f"SET memory_limit = '{memory_mb}MB'")
         con.execute(f"SET temp_directory = '{sql_escape(str(staging / 'spill'))}'")
-        tables = {name: _numbered(path) for name, path in sources.items()}
+        tables = {name: numbered(path) for name, path in sources.items()}
         if previous is not None:
             tables["previous"] = (
                 "(SELECT CAST(buyer_id AS VARCHAR) AS buyer_id, stage, "
@@ -91,11 +116,8 @@ def stage_tables(
         # Rows reach each partition in file order (validation keeps the first of repeats).
         con.execute("SET preserve_insertion_order = true")
         for name, reader in tables.items():
-            query = (
-                f"SELECT *, hash(trim(CAST(buyer_id AS VARCHAR))) % {n_parts} AS _part "
-                f"FROM {reader}"
-            )
-            _split(con.sql(query).to_arrow_reader(_STAGE_BATCH_ROWS), staging / name, n_parts)
+            query = bucketed(reader, n_parts)
+            _split(con.sql(query).to_arrow_reader(STAGE_BATCH_ROWS), staging / name, n_parts)
     finally:
         con.close()
 
@@ -111,14 +133,10 @@ def _split(batches: pa.RecordBatchReader, folder: Path, n_parts: int) -> None:
     options = pa.ipc.IpcWriteOptions(compression="lz4")
 
     def write(batch: pa.RecordBatch) -> None:
-        part = batch.column("_part").to_numpy()
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(n_parts + 1))
-        grouped = batch.drop_columns(["_part"]).take(pa.array(order))
-        for k in np.flatnonzero(np.diff(bounds)).tolist():
+        for k, rows in split_batch(batch, n_parts):
             if k not in writers:
-                writers[k] = pa.ipc.new_file(folder / f"{k}.arrow", grouped.schema, options=options)
-            writers[k].write_batch(grouped.slice(bounds[k], bounds[k + 1] - bounds[k]))
+                writers[k] = pa.ipc.new_file(folder / f"{k}.arrow", rows.schema, options=options)
+            writers[k].write_batch(rows)
 
     try:
         with ThreadPoolExecutor(max_workers=1) as writer:
