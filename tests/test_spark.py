@@ -170,7 +170,7 @@ def test_parquet_splits_keep_file_rows_and_the_local_buckets(spark: object, tmp_
     import duckdb
     import pyarrow as pa
 
-    from stageml.scoring.spark import BLOB, BUCKET, interaction_rows, stage_split, table_splits
+    from stageml.scoring.blobs import BLOB, BUCKET, interaction_rows, stage_split, table_splits
     from stageml.scoring.staging import bucketed, numbered
 
     frame = pd.DataFrame({"buyer_id": [f" B{i % 97:04d}" for i in range(2500)], "x": range(2500)})
@@ -246,7 +246,7 @@ def test_bucket_frames_give_each_table_back_in_file_order(tmp_path: Path) -> Non
     # One bucket's staged blobs, from several splits of two tables, in shuffle order.
     import pyarrow as pa
 
-    from stageml.scoring.spark import BUCKET, Split, bucket_frames, stage_split
+    from stageml.scoring.blobs import BUCKET, Split, bucket_frames, stage_split
 
     n = 1_500
     interactions = pd.DataFrame(

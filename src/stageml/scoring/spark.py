@@ -2,14 +2,11 @@
 
 Two stages, both Python tasks that Spark schedules:
 
-1. **Staging** (one task per split of each table: a run of Parquet row groups, or a whole
-   CSV file). DuckDB reads the split with each row's 1-based row number in its file and
-   hashes the trimmed ``buyer_id`` into ``n`` buckets, exactly as the local engine stages
-   its partitions (:mod:`stageml.scoring.staging`: same reader, same CSV rules, same
-   hash). The task emits one row per bucket it saw: the bucket's rows of that split as a
-   compressed Arrow IPC stream (low-cardinality strings dictionary-encoded).
-2. **Scoring**: the staged rows are grouped by bucket (a shuffle of a few hundred blobs,
-   not of millions of rows) and each bucket goes through
+1. **Staging**, one task per split of each table (:mod:`stageml.scoring.blobs`): DuckDB
+   reads the split as the local engine reads its export (same reader, row numbers and
+   hash of the buyer) and the task emits each bucket's rows as one compressed Arrow blob.
+2. **Scoring**: the blobs are grouped by bucket (a shuffle of a few hundred blobs, not of
+   millions of rows) and each bucket goes through
    :func:`stageml.scoring.local.score_tables` in one Python call.
 
 Spark never turns the interactions into its own rows. It did before, and moving each row
@@ -19,9 +16,9 @@ scoring it (README, "Spark overhead").
 A bucket returns a single row holding its pickled :class:`~stageml.scoring.local.PartitionResult`
 (scores, rejects, input counts, drift sample). One payload keeps the four parts of a
 bucket together and lets the schema follow ``score_tables`` (reason columns included)
-instead of restating it here. The driver pulls buckets one at a time (``toLocalIterator``,
-prefetching the next) and appends them with the local engine's writer, so the scores file
-appears only when every bucket succeeded, exactly as with ``--engine local``.
+instead of restating it here. The driver runs one job per bucket, a few ahead, and appends
+the results in bucket order with the local engine's writer while later buckets are scored;
+the scores file appears only when every bucket succeeded, exactly as with ``--engine local``.
 
 Every task reads the export's files by path, so executors must see the export folder at
 the driver's path (a shared mount on a cluster).
@@ -47,18 +44,25 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from stageml.data.io import atomic_path
 from stageml.models.bundle import StageModel
+from stageml.scoring.blobs import (
+    BLOB,
+    BUCKET,
+    ORDER,
+    TABLE,
+    Split,
+    bucket_frames,
+    interaction_rows,
+    stage_split,
+    table_splits,
+)
 from stageml.scoring.local import (
     _DRIFT_SAMPLE_ROWS,
     ONE_THREAD,
@@ -71,26 +75,11 @@ from stageml.scoring.local import (
     score_tables,
     scoring_sources,
 )
-from stageml.scoring.staging import (
-    STAGE_BATCH_ROWS,
-    arrow_to_frame,
-    bucketed,
-    count_rows,
-    numbered,
-    split_batch,
-)
 from stageml.scoring.trends import add_trends, previous_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-BUCKET = "_bucket"
-TABLE = "_table"  # which table a staged blob holds
-ORDER = "_order"  # a staged blob's place in its table: split index << 32 | batch number
-BLOB = "_rows"
-# String columns with at most this many values in a batch travel dictionary-encoded.
-_DICTIONARY_MAX = 1024
-_IPC = pa.ipc.IpcWriteOptions(compression="zstd")
 # Runtime settings for the scoring job; an active session gets its own values back after.
 _JOB_SETTINGS = {"spark.sql.adaptive.coalescePartitions.enabled": "false"}
 _SHUFFLE = "spark.sql.shuffle.partitions"
@@ -274,101 +263,6 @@ def _active() -> SparkSession | None:
     return SparkSession.getActiveSession()
 
 
-@dataclass(frozen=True)
-class Split:
-    """A staging task's share of one table: a file, or a run of a Parquet file's rows."""
-
-    table: str
-    path: str
-    rows: tuple[int, int] | None = None  # [start, stop) of the file's rows, 0-based
-
-
-def table_splits(name: str, path: Path, rows_per_split: int) -> list[Split]:
-    """Split a table for staging: whole Parquet row groups, up to ``rows_per_split`` rows each.
-
-    A row group is never cut (its rows are decoded together); a CSV file is one split, read
-    by DuckDB with the local engine's rules. A Parquet table may be a folder of part files
-    (as Spark writes it); hidden and ``_``-prefixed files such as ``_SUCCESS`` are skipped.
-    """
-    if path.suffix == ".csv":
-        return [Split(name, str(path))]
-    import pyarrow.dataset as ds
-
-    files = ds.dataset(str(path), format="parquet").files if path.is_dir() else [str(path)]
-    splits = []
-    for file in sorted(files):
-        meta = pq.ParquetFile(file).metadata
-        start = stop = 0
-        for group in range(meta.num_row_groups):
-            stop += meta.row_group(group).num_rows
-            if stop - start >= rows_per_split or group == meta.num_row_groups - 1:
-                splits.append(Split(name, file, (start, stop)))
-                start = stop
-    return splits
-
-
-def interaction_rows(splits: list[Split]) -> int:
-    """Rows of the interactions table: from the Parquet footers, or counted in the CSV."""
-    mine = [s for s in splits if s.table == "interactions"]
-    if len(mine) == 1 and mine[0].rows is None:
-        return count_rows(Path(mine[0].path))
-    return sum(s.rows[1] - s.rows[0] for s in mine if s.rows is not None)
-
-
-def stage_split(
-    index: int, split: Split, n: int, keys: list[int], threads: int
-) -> Iterator[pa.RecordBatch]:
-    """Read split ``index``; yield its rows by bucket (bucket key, table, order, Arrow IPC).
-
-    The order (split index, then batch) puts a bucket's blobs of a table back in file order.
-    """
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET threads = {threads}")
-        con.execute("SET preserve_insertion_order = true")  # file order within each bucket
-        query = bucketed(numbered(Path(split.path), split.rows), n)
-        reader = con.sql(query).to_arrow_reader(STAGE_BATCH_ROWS)
-        for number, batch in enumerate(reader):
-            parts = list(split_batch(_dictionary_encoded(batch), n))
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array([keys[k] for k, _ in parts], pa.int64()),
-                    pa.array([split.table] * len(parts), pa.string()),
-                    pa.array([(index << 32) + number] * len(parts), pa.int64()),
-                    pa.array([_ipc_bytes(rows) for _, rows in parts], pa.binary()),
-                ],
-                names=[BUCKET, TABLE, ORDER, BLOB],
-            )
-    finally:
-        con.close()
-
-
-def _dictionary_encoded(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Low-cardinality strings as dictionaries: each bucket's copy of the rows is a few bytes each.
-
-    ``buyer_id`` is never one (a bucket gets a fraction of the buyers but would carry the
-    whole batch's dictionary).
-    """
-    columns = []
-    for name, column in zip(batch.schema.names, batch.columns, strict=True):
-        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-        if text and name != "buyer_id":
-            encoded = pc.dictionary_encode(column)
-            if len(encoded.dictionary) <= _DICTIONARY_MAX:
-                column = encoded
-        columns.append(column)
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
-
-
-def _ipc_bytes(rows: pa.RecordBatch) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, rows.schema, options=_IPC) as writer:
-        writer.write_batch(rows)
-    return bytes(sink.getvalue())
-
-
 def _bucket_results(
     spark: SparkSession,
     splits: list[Split],
@@ -454,31 +348,6 @@ def _in_order(spark: SparkSession, rdd: Any) -> Iterator[PartitionResult]:
 
 def _payloads(rows: Iterable[Any]) -> list[bytes]:
     return [row["payload"] for row in rows]
-
-
-def bucket_frames(staged: pa.Table) -> dict[str, pd.DataFrame]:
-    """Turn a bucket's staged blobs into its tables, as the local engine reads them.
-
-    Blobs come from several splits in the shuffle's order; put in their staging order, each
-    table's rows are back in file order (validation keeps the first of repeated rows). The
-    frames get the local engine's dtypes (dictionaries decoded to the contract's strings).
-    """
-    names = staged.column(TABLE).to_pylist()
-    blobs = [value.as_buffer() for chunk in staged.column(BLOB).chunks for value in chunk]
-    tables: dict[str, list[pa.Table]] = {}
-    for row in np.argsort(staged.column(ORDER).to_numpy(), kind="stable").tolist():
-        rows = pa.ipc.open_stream(blobs[row]).read_all()
-        tables.setdefault(names[row], []).append(_plain(rows))
-    return {name: arrow_to_frame(pa.concat_tables(parts)) for name, parts in tables.items()}
-
-
-def _plain(table: pa.Table) -> pa.Table:
-    """Decode dictionary columns to their values (blobs of one table may differ in encoding)."""
-    schema = pa.schema(
-        pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
-        for f in table.schema
-    )
-    return table.cast(schema)
 
 
 def _bucket_keys(n: int) -> list[int]:
