@@ -247,7 +247,9 @@ def per_buyer(spark: Any, folder: Path, model: Any, limit: int) -> int:
         return arrow_to_frame(table.cast(schema))
 
     def one(left: pa.Table, right: pa.Table) -> pa.Table:
-        frames = {"interactions": naive(left), "buyers": naive(right)}
+        # A buyer without a buyers row: no table, as in an export without one (an empty
+        # table is a validation error).
+        frames = {"interactions": naive(left)} | ({"buyers": naive(right)} if len(right) else {})
         result = _score_bucket(
             frames,
             _cached(blob.value),

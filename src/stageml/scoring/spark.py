@@ -395,13 +395,12 @@ def _score_bucket(
     sample_rows: int,
     threads: int | None = None,
 ) -> PartitionResult:
-    # A bucket with interactions but no buyer rows: score without buyer attributes, as the
-    # validator would for an export without a buyers table (an empty table is an error).
-    raw = {name: frame for name, frame in frames.items() if len(frame) or name == "interactions"}
+    # A table absent from a bucket (none of its buyers has a row in it) is scored as
+    # absent: without buyer attributes, or as never staged (score_tables).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return score_tables(
-            raw,
+            frames,
             model,
             as_of,
             sources=sources,
